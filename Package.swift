@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Plateau",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "PlateauCore", targets: ["PlateauCore"]),
+        .library(name: "PlateauTheory", targets: ["PlateauTheory"]),
+        .library(name: "PlateauSimulation", targets: ["PlateauSimulation"]),
+        .library(name: "PlateauCompare", targets: ["PlateauCompare"]),
+        .executable(name: "plateau", targets: ["plateau"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // GSL, linked as `gsl` alone (never `gslcblas`): CBLAS symbols resolve to OpenBLAS.
+        .systemLibrary(name: "CGSL", path: "Sources/CGSL"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .target(name: "PlateauCore", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "PlateauTheory", dependencies: ["PlateauCore", "CGSL"]),
+        .target(name: "PlateauSimulation", dependencies: ["PlateauCore", "COpenBLAS"]),
+        .target(name: "PlateauCompare", dependencies: ["PlateauCore", "CGSL"]),
+        .executableTarget(
+            name: "plateau",
+            dependencies: [
+                "PlateauCore", "PlateauTheory", "PlateauSimulation", "PlateauCompare",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "PlateauCoreTests", dependencies: ["PlateauCore"]),
+        .testTarget(name: "PlateauTheoryTests", dependencies: ["PlateauTheory", "PlateauCore"]),
+        .testTarget(
+            name: "PlateauSimulationTests",
+            dependencies: ["PlateauSimulation", "PlateauTheory", "PlateauCore"]),
+        .testTarget(name: "PlateauCompareTests", dependencies: ["PlateauCompare", "PlateauCore"]),
+        .testTarget(name: "PlateauCLITests", dependencies: ["plateau"]),
+    ]
+)

@@ -1,0 +1,34 @@
+#ifndef PLATEAU_CGSL_SHIM_H
+#define PLATEAU_CGSL_SHIM_H
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_math.h>
+#include <gsl/gsl_odeiv2.h>
+#include <gsl/gsl_integration.h>
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_sf_erf.h>
+#include <gsl/gsl_sf_bessel.h>
+#include <gsl/gsl_eigen.h>
+#include <gsl/gsl_matrix.h>
+#include <gsl/gsl_vector.h>
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_fit.h>
+#include <dlfcn.h>
+
+/* GSL exposes its step types as mutable globals, which Swift 6 strict concurrency rejects.
+   These accessors wrap them once. */
+static inline const gsl_odeiv2_step_type *plateau_step_rk8pd(void) { return gsl_odeiv2_step_rk8pd; }
+static inline const gsl_odeiv2_step_type *plateau_step_rkf45(void) { return gsl_odeiv2_step_rkf45; }
+static inline const gsl_odeiv2_step_type *plateau_step_rkck(void) { return gsl_odeiv2_step_rkck; }
+static inline const gsl_odeiv2_step_type *plateau_step_rk4(void) { return gsl_odeiv2_step_rk4; }
+static inline const gsl_odeiv2_step_type *plateau_step_msadams(void) { return gsl_odeiv2_step_msadams; }
+static inline const gsl_integration_fixed_type *plateau_fixed_hermite(void) { return gsl_integration_fixed_hermite; }
+
+/* Path of the shared object that provides `symbol` at run time (NULL if unresolved). */
+static inline const char *plateau_symbol_origin(const char *symbol) {
+    void *address = dlsym(RTLD_DEFAULT, symbol);
+    if (!address) return 0;
+    Dl_info info;
+    if (!dladdr(address, &info)) return 0;
+    return info.dli_fname;
+}
+#endif

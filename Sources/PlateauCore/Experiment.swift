@@ -1,0 +1,169 @@
+/// The loss whose per-sample gradient drives training (EQUATIONS.md §1).
+public enum Loss: String, Sendable, Hashable, CaseIterable, Codable {
+    /// ℓ = ½(y − f)²: the error signal is D = y − f.
+    case square
+    /// ℓ = −y f: the error signal is D = y, independent of the student's output.
+    case correlation
+}
+
+/// How the data are used.
+public enum TrainingProtocol: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Online SGD: a fresh batch every step; time t = steps / d.
+    case online
+    /// Multi-pass full-batch GD on n = αd samples (DMFT; not yet implemented).
+    case multipass
+    /// Bayes-optimal AMP (state evolution; not yet implemented).
+    case amp
+}
+
+/// The teacher: y = Σ_r weights_r σ*(ν_r) + √Δ ξ with ν = W*x/√d, W*W*ᵀ/d = P.
+public struct TeacherSpec: Sendable, Hashable {
+    /// Number of hidden directions k.
+    public var k: Int
+    /// The per-direction activation σ* of the committee teacher.
+    public var activation: Activation
+    /// Second-layer weights of the teacher (length k).
+    public var weights: [Double]
+    /// Teacher–teacher overlap P = W*W*ᵀ/d (k×k, symmetric PSD).
+    public var covariance: Matrix
+    /// Label-noise variance Δ (a variance, not a standard deviation).
+    public var noiseVariance: Double
+
+    public init(k: Int, activation: Activation = .erf, weights: [Double]? = nil, covariance: Matrix? = nil,
+                noiseVariance: Double = 0) {
+        self.k = k
+        self.activation = activation
+        self.weights = weights ?? Array(repeating: 1, count: k)
+        self.covariance = covariance ?? .identity(k)
+        self.noiseVariance = noiseVariance
+    }
+}
+
+/// The student: f(x) = Σ_j a_j σ(λ_j), λ = Wx/√d.
+public struct StudentSpec: Sendable, Hashable {
+    /// Number of hidden units p.
+    public var p: Int
+    public var activation: Activation
+    /// Second layer a (length p).
+    public var secondLayer: [Double]
+    public var trainSecondLayer: Bool
+    /// η_a: the learning rate of the second layer, in the same time units (EQUATIONS.md §1).
+    public var secondLayerLearningRate: Double
+
+    public init(p: Int, activation: Activation = .erf, secondLayer: [Double]? = nil,
+                trainSecondLayer: Bool = false, secondLayerLearningRate: Double = 0) {
+        self.p = p
+        self.activation = activation
+        self.secondLayer = secondLayer ?? Array(repeating: 1, count: p)
+        self.trainSecondLayer = trainSecondLayer
+        self.secondLayerLearningRate = secondLayerLearningRate
+    }
+}
+
+/// Protocol, loss, learning rates and horizon.
+public struct TrainingSpec: Sendable, Hashable {
+    public var trainingProtocol: TrainingProtocol
+    public var loss: Loss
+    /// η of the first layer. One step moves w_j by (η/n_b) Σ_μ a_j σ'(λ_j^μ) D^μ x^μ/√d.
+    public var learningRate: Double
+    /// n_b, samples per step.
+    public var batchSize: Int
+    /// κ: each step also applies w ← w − (ηκ/d) w (an L2 penalty κ|w|²/(2d) per sample), which
+    /// contributes −ηκM to dM/dt and −2ηκQ to dQ/dt.
+    public var weightDecay: Double
+    /// Horizon in the protocol's time unit (online: t = steps/d).
+    public var time: Double
+
+    public init(trainingProtocol: TrainingProtocol = .online, loss: Loss = .square, learningRate: Double,
+                batchSize: Int = 1, weightDecay: Double = 0, time: Double) {
+        self.trainingProtocol = trainingProtocol
+        self.loss = loss
+        self.learningRate = learningRate
+        self.batchSize = batchSize
+        self.weightDecay = weightDecay
+        self.time = time
+    }
+}
+
+/// How the student starts.
+public enum InitialCondition: Sendable, Hashable {
+    /// Prescribed overlaps M (p×k) and Q (p×p); at finite d the weights are constructed so that
+    /// their overlaps are exactly these.
+    case overlaps(M: Matrix, Q: Matrix)
+    /// Student rows i.i.d. N(0, scale²·I_d): Q ≈ scale²·I and M = O(scale/√d) at finite d; the
+    /// d = ∞ limit is M = 0, Q = scale²·I.
+    case random(scale: Double)
+    /// Student rows orthogonal to the teacher span with self-overlap Q (M = 0 exactly).
+    case orthogonal(Q: Matrix)
+}
+
+/// Which times to record.
+public enum TimeGrid: Sendable, Hashable {
+    /// t = 0 plus `count` log-spaced times from `start` to the horizon.
+    case log(count: Int, start: Double)
+    /// `count` + 1 equally spaced times from 0 to the horizon.
+    case linear(count: Int)
+    /// Explicit times (sorted, within the horizon).
+    case list([Double])
+
+    /// The times for horizon `horizon` (sorted, unique, including 0 for grids).
+    public func times(horizon: Double) -> [Double] {
+        var out: [Double]
+        switch self {
+        case let .log(count, start):
+            let s = min(start, horizon)
+            out = [0]
+            if count == 1 { out.append(horizon) } else {
+                let ls = Foundation.log(s), lh = Foundation.log(horizon)
+                for i in 0..<count { out.append(Foundation.exp(ls + (lh - ls) * Double(i) / Double(count - 1))) }
+                out[out.count - 1] = horizon
+            }
+        case let .linear(count):
+            out = (0...count).map { horizon * Double($0) / Double(count) }
+        case let .list(ts):
+            out = ts
+        }
+        var unique: [Double] = []
+        for t in out.sorted() where unique.last.map({ t - $0 > 1e-12 * max(1, t) }) ?? true { unique.append(t) }
+        return unique
+    }
+}
+
+public struct OutputSpec: Sendable, Hashable {
+    public var times: TimeGrid
+    public init(times: TimeGrid = .log(count: 60, start: 0.01)) { self.times = times }
+}
+
+/// One learning problem: what theory and simulation both read. Nothing about the problem is stated
+/// twice; the input dimension d is an argument of the simulator only.
+public struct Experiment: Sendable, Hashable {
+    public var teacher: TeacherSpec
+    public var student: StudentSpec
+    public var training: TrainingSpec
+    public var initialization: InitialCondition
+    public var output: OutputSpec
+
+    public init(teacher: TeacherSpec, student: StudentSpec, training: TrainingSpec,
+                initialization: InitialCondition, output: OutputSpec = OutputSpec()) {
+        self.teacher = teacher
+        self.student = student
+        self.training = training
+        self.initialization = initialization
+        self.output = output
+    }
+
+    /// The built-in default experiment: Saad & Solla's soft committee machine, K = M = 2, erf,
+    /// η = 0.5, a = 1, P = I, noiseless, random initial weights of unit variance
+    /// (`../shared/reference/online-sgd.md` §1 for the tiny-overlap start).
+    public static let saadSolla = Experiment(
+        teacher: TeacherSpec(k: 2, activation: .erf),
+        student: StudentSpec(p: 2, activation: .erf),
+        training: TrainingSpec(loss: .square, learningRate: 0.5, batchSize: 1, time: 300),
+        initialization: .random(scale: 1),
+        output: OutputSpec(times: .log(count: 40, start: 0.1)))
+
+    /// The recorded times (online: in units of steps/d).
+    public var recordTimes: [Double] { output.times.times(horizon: training.time) }
+}
+
+import Foundation

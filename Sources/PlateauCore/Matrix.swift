@@ -1,0 +1,155 @@
+/// A small dense real matrix, row-major. Used for overlaps (p×k, p×p, k×k), never for d-sized data.
+public struct Matrix: Sendable, Hashable, Codable, CustomStringConvertible {
+    public let rows: Int
+    public let cols: Int
+    public var values: [Double]
+
+    public init(rows: Int, cols: Int, values: [Double]) {
+        precondition(values.count == rows * cols, "Matrix: \(values.count) values for \(rows)×\(cols)")
+        self.rows = rows
+        self.cols = cols
+        self.values = values
+    }
+
+    public init(rows: Int, cols: Int, repeating value: Double = 0) {
+        self.init(rows: rows, cols: cols, values: Array(repeating: value, count: rows * cols))
+    }
+
+    /// From nested rows; all rows must have the same length.
+    public init(_ nested: [[Double]]) {
+        let r = nested.count
+        let c = nested.first?.count ?? 0
+        precondition(nested.allSatisfy { $0.count == c }, "Matrix: ragged rows")
+        self.init(rows: r, cols: c, values: nested.flatMap { $0 })
+    }
+
+    public static func identity(_ n: Int) -> Matrix {
+        var m = Matrix(rows: n, cols: n)
+        for i in 0..<n { m[i, i] = 1 }
+        return m
+    }
+
+    public static func diagonal(_ d: [Double]) -> Matrix {
+        var m = Matrix(rows: d.count, cols: d.count)
+        for i in 0..<d.count { m[i, i] = d[i] }
+        return m
+    }
+
+    @inlinable public subscript(i: Int, j: Int) -> Double {
+        get { values[i * cols + j] }
+        set { values[i * cols + j] = newValue }
+    }
+
+    public var nested: [[Double]] { (0..<rows).map { i in Array(values[(i * cols)..<((i + 1) * cols)]) } }
+
+    public var transposed: Matrix {
+        var t = Matrix(rows: cols, cols: rows)
+        for i in 0..<rows { for j in 0..<cols { t[j, i] = self[i, j] } }
+        return t
+    }
+
+    public static func * (lhs: Matrix, rhs: Matrix) -> Matrix {
+        precondition(lhs.cols == rhs.rows, "Matrix product: \(lhs.rows)×\(lhs.cols) · \(rhs.rows)×\(rhs.cols)")
+        var out = Matrix(rows: lhs.rows, cols: rhs.cols)
+        for i in 0..<lhs.rows {
+            for l in 0..<lhs.cols {
+                let a = lhs[i, l]
+                if a == 0 { continue }
+                for j in 0..<rhs.cols { out[i, j] += a * rhs[l, j] }
+            }
+        }
+        return out
+    }
+
+    public static func + (lhs: Matrix, rhs: Matrix) -> Matrix {
+        precondition(lhs.rows == rhs.rows && lhs.cols == rhs.cols)
+        return Matrix(rows: lhs.rows, cols: lhs.cols, values: zip(lhs.values, rhs.values).map { $0 + $1 })
+    }
+
+    public static func - (lhs: Matrix, rhs: Matrix) -> Matrix {
+        precondition(lhs.rows == rhs.rows && lhs.cols == rhs.cols)
+        return Matrix(rows: lhs.rows, cols: lhs.cols, values: zip(lhs.values, rhs.values).map { $0 - $1 })
+    }
+
+    public static func * (lhs: Double, rhs: Matrix) -> Matrix {
+        Matrix(rows: rhs.rows, cols: rhs.cols, values: rhs.values.map { lhs * $0 })
+    }
+
+    public var isSquare: Bool { rows == cols }
+    public var allFinite: Bool { values.allSatisfy { $0.isFinite } }
+
+    public func isSymmetric(tolerance: Double = 1e-12) -> Bool {
+        guard isSquare else { return false }
+        for i in 0..<rows { for j in (i + 1)..<max(i + 1, cols) {
+            let scale = max(1, abs(self[i, j]), abs(self[j, i]))
+            if abs(self[i, j] - self[j, i]) > tolerance * scale { return false }
+        } }
+        return true
+    }
+
+    /// Lower-triangular Cholesky factor L with L Lᵀ = self, for a symmetric positive semi-definite
+    /// matrix. Pivots smaller than `tolerance`·max(diag) are treated as zero (their column of L is
+    /// set to zero), so PSD matrices of deficient rank factor too. Returns nil when the matrix has a
+    /// clearly negative direction (a pivot below −tolerance·scale) or is not square/finite.
+    public func choleskyPSD(tolerance: Double = 1e-10) -> Matrix? {
+        guard isSquare, allFinite else { return nil }
+        let n = rows
+        let scale = max(1e-300, (0..<n).map { abs(self[$0, $0]) }.max() ?? 0)
+        var L = Matrix(rows: n, cols: n)
+        for j in 0..<n {
+            var s = self[j, j]
+            for k in 0..<j { s -= L[j, k] * L[j, k] }
+            if s < -tolerance * scale { return nil }
+            if s <= tolerance * scale {
+                // Zero pivot: the rest of column j must vanish too for PSD.
+                for i in (j + 1)..<max(j + 1, n) {
+                    var t = self[i, j]
+                    for k in 0..<j { t -= L[i, k] * L[j, k] }
+                    if abs(t) > sqrt(tolerance) * scale { return nil }
+                }
+                continue
+            }
+            let d = s.squareRoot()
+            L[j, j] = d
+            for i in (j + 1)..<max(j + 1, n) {
+                var t = self[i, j]
+                for k in 0..<j { t -= L[i, k] * L[j, k] }
+                L[i, j] = t / d
+            }
+        }
+        return L
+    }
+
+    public func isPositiveSemidefinite(tolerance: Double = 1e-10) -> Bool {
+        isSymmetric(tolerance: 1e-9) && choleskyPSD(tolerance: tolerance) != nil
+    }
+
+    /// Inverse of a symmetric positive-definite matrix (nil if singular to `tolerance`).
+    public func inverseSPD(tolerance: Double = 1e-13) -> Matrix? {
+        guard let L = choleskyPSD(tolerance: tolerance) else { return nil }
+        let n = rows
+        for i in 0..<n where L[i, i] == 0 { return nil }
+        // Solve L Lᵀ X = I column by column.
+        var inv = Matrix(rows: n, cols: n)
+        for c in 0..<n {
+            var y = [Double](repeating: 0, count: n)
+            for i in 0..<n {
+                var s = i == c ? 1.0 : 0.0
+                for k in 0..<i { s -= L[i, k] * y[k] }
+                y[i] = s / L[i, i]
+            }
+            var x = [Double](repeating: 0, count: n)
+            for i in stride(from: n - 1, through: 0, by: -1) {
+                var s = y[i]
+                for k in (i + 1)..<max(i + 1, n) { s -= L[k, i] * x[k] }
+                x[i] = s / L[i, i]
+            }
+            for r in 0..<n { inv[r, c] = x[r] }
+        }
+        return inv
+    }
+
+    public var description: String {
+        "[" + nested.map { "[" + $0.map { "\($0)" }.joined(separator: ", ") + "]" }.joined(separator: ", ") + "]"
+    }
+}

@@ -1,0 +1,358 @@
+import Foundation
+import Yams
+
+// Reading and writing an `Experiment` as YAML or JSON.
+//
+// The file is read into a plain tree (YAML is a superset of JSON, so Yams reads both), then walked
+// by hand: every key is known, every unknown key is an error, and every error names its dotted path.
+
+extension Experiment {
+    /// Parses a YAML or JSON specification and validates it.
+    public init(specText: String) throws {
+        let tree: Any?
+        do {
+            tree = try Yams.load(yaml: specText)
+        } catch {
+            throw SpecError(field: "(file)", value: "unparseable text", reason: "not valid YAML or JSON: \(error)")
+        }
+        guard let map = tree as? [String: Any] else {
+            throw SpecError(field: "(file)", value: Self.show(tree), reason: "the top level must be a mapping with keys teacher, student, training, init, output")
+        }
+        self = try SpecReader(map, path: "").experiment()
+        try validate()
+    }
+
+    /// Reads a specification file (YAML or JSON).
+    public init(contentsOf url: URL) throws {
+        let text: String
+        do {
+            text = try String(contentsOf: url, encoding: .utf8)
+        } catch {
+            throw SpecError(field: "--spec", value: url.path, reason: "cannot read the file: \(error.localizedDescription)")
+        }
+        try self.init(specText: text)
+    }
+
+    static func show(_ value: Any?) -> String {
+        guard let value else { return "null" }
+        if let d = value as? Double { return Self.format(d) }
+        if let s = value as? String { return "\"\(s)\"" }
+        if let a = value as? [Any] { return "[" + a.map { show($0) }.joined(separator: ", ") + "]" }
+        if let m = value as? [String: Any] { return "{" + m.keys.sorted().joined(separator: ", ") + "}" }
+        return "\(value)"
+    }
+
+    static func format(_ d: Double) -> String {
+        if d.isNaN { return "nan" }
+        if d.isInfinite { return d > 0 ? "inf" : "-inf" }
+        return "\(d)"
+    }
+
+    /// A JSON-compatible tree of this experiment in the file schema (round-trips through
+    /// `init(specText:)`). Non-finite numbers never occur in a validated experiment.
+    public var specTree: [String: Any] {
+        func matrix(_ m: Matrix) -> [[Double]] { m.nested }
+        var initTree: [String: Any]
+        switch initialization {
+        case let .overlaps(M, Q): initTree = ["M": matrix(M), "Q": matrix(Q)]
+        case let .random(scale): initTree = ["random": ["scale": scale]]
+        case let .orthogonal(Q): initTree = ["orthogonal": ["Q": matrix(Q)]]
+        }
+        var times: Any
+        switch output.times {
+        case let .log(count, start): times = ["log": count, "start": start]
+        case let .linear(count): times = ["linear": count]
+        case let .list(ts): times = ts
+        }
+        return [
+            "teacher": [
+                "k": teacher.k, "activation": teacher.activation.name, "weights": teacher.weights,
+                "P": matrix(teacher.covariance), "noise": teacher.noiseVariance,
+            ] as [String: Any],
+            "student": [
+                "p": student.p, "activation": student.activation.name, "secondLayer": student.secondLayer,
+                "trainSecondLayer": student.trainSecondLayer,
+                "secondLayerLearningRate": student.secondLayerLearningRate,
+            ] as [String: Any],
+            "training": [
+                "protocol": training.trainingProtocol.rawValue, "loss": training.loss.rawValue,
+                "learningRate": training.learningRate, "batchSize": training.batchSize,
+                "weightDecay": training.weightDecay, "time": training.time,
+            ] as [String: Any],
+            "init": initTree,
+            "output": ["times": times],
+        ]
+    }
+
+    /// The specification as pretty, key-sorted JSON.
+    public var specJSON: String {
+        let data = try! JSONSerialization.data(withJSONObject: specTree, options: [.prettyPrinted, .sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A commented sample specification (the built-in default), shown by `--help`.
+    public static let sampleYAML = """
+    teacher:
+      k: 2
+      activation: erf          # erf (= erf(x/√2)) | linear | relu
+      weights: [1, 1]          # g(ν) = Σ_r weights_r σ*(ν_r); a scalar means all equal
+      P: identity              # or a k×k symmetric PSD matrix
+      noise: 0.0               # label-noise variance Δ
+    student:
+      p: 2
+      activation: erf
+      secondLayer: [1, 1]      # a_j; a scalar means all equal
+      trainSecondLayer: false
+      secondLayerLearningRate: 0.5
+    training:
+      protocol: online         # online (t = steps/d)
+      loss: square             # square | correlation
+      learningRate: 0.5
+      batchSize: 1
+      weightDecay: 0.0
+      time: 300                # horizon
+    init:                      # {M: .., Q: ..} | {random: {scale: 1}} | {orthogonal: {Q: ..}} | orthogonal
+      random: {scale: 1.0}
+    output:
+      times: {log: 40, start: 0.1}   # log | {log: N, start: t0} | {linear: N} | [t1, t2, ...]
+    """
+}
+
+/// Walks one mapping of the spec tree, remembering its path for error messages.
+struct SpecReader {
+    let map: [String: Any]
+    let path: String
+    private var used: Set<String> = []
+
+    init(_ map: [String: Any], path: String) {
+        self.map = map
+        self.path = path
+    }
+
+    func field(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    func rejectUnknown(_ allowed: [String]) throws {
+        for key in map.keys.sorted() where !allowed.contains(key) {
+            throw SpecError(field: field(key), value: Experiment.show(map[key]),
+                            reason: "unknown key; allowed here: \(allowed.joined(separator: ", "))")
+        }
+    }
+
+    func sub(_ key: String, required: Bool = true) throws -> SpecReader? {
+        guard let v = map[key] else {
+            if required { throw SpecError(field: field(key), value: "nothing", reason: "required section is missing") }
+            return nil
+        }
+        guard let m = v as? [String: Any] else {
+            throw SpecError(field: field(key), value: Experiment.show(v), reason: "must be a mapping")
+        }
+        return SpecReader(m, path: field(key))
+    }
+
+    static func number(_ v: Any, field: String) throws -> Double {
+        if let b = v as? Bool { throw SpecError(field: field, value: "\(b)", reason: "must be a number") }
+        if let i = v as? Int { return Double(i) }
+        if let d = v as? Double { return d }
+        if let s = v as? String {
+            let t = s.trimmingCharacters(in: .whitespaces).lowercased()
+            switch t {
+            case "nan", ".nan": return .nan
+            case "inf", "+inf", ".inf", "infinity": return .infinity
+            case "-inf", "-.inf", "-infinity": return -.infinity
+            default: if let d = Double(t) { return d }
+            }
+        }
+        throw SpecError(field: field, value: Experiment.show(v), reason: "must be a number")
+    }
+
+    func double(_ key: String, default def: Double? = nil) throws -> Double {
+        guard let v = map[key] else {
+            if let def { return def }
+            throw SpecError(field: field(key), value: "nothing", reason: "required number is missing")
+        }
+        return try Self.number(v, field: field(key))
+    }
+
+    func int(_ key: String, default def: Int? = nil) throws -> Int {
+        guard let v = map[key] else {
+            if let def { return def }
+            throw SpecError(field: field(key), value: "nothing", reason: "required integer is missing")
+        }
+        let d = try Self.number(v, field: field(key))
+        guard d.isFinite, d == d.rounded(), abs(d) < 1e15 else {
+            throw SpecError(field: field(key), value: Experiment.show(v), reason: "must be an integer")
+        }
+        return Int(d)
+    }
+
+    func bool(_ key: String, default def: Bool) throws -> Bool {
+        guard let v = map[key] else { return def }
+        if let b = v as? Bool { return b }
+        throw SpecError(field: field(key), value: Experiment.show(v), reason: "must be true or false")
+    }
+
+    func string(_ key: String, default def: String) throws -> String {
+        guard let v = map[key] else { return def }
+        if let s = v as? String { return s }
+        throw SpecError(field: field(key), value: Experiment.show(v), reason: "must be a name")
+    }
+
+    /// A vector of `count` numbers; a scalar means all entries equal.
+    func vector(_ key: String, count: Int, default def: Double) throws -> [Double] {
+        guard let v = map[key] else { return Array(repeating: def, count: count) }
+        if let a = v as? [Any] {
+            guard a.count == count else {
+                throw SpecError(field: field(key), value: Experiment.show(v), reason: "must have \(count) entries")
+            }
+            return try a.enumerated().map { try Self.number($1, field: "\(field(key))[\($0)]") }
+        }
+        let x = try Self.number(v, field: field(key))
+        return Array(repeating: x, count: count)
+    }
+
+    /// A rows×cols matrix; "identity" (square only) and scalars times identity are accepted.
+    func matrix(_ key: String, rows: Int, cols: Int, default def: Matrix?) throws -> Matrix {
+        guard let v = map[key] else {
+            if let def { return def }
+            throw SpecError(field: field(key), value: "nothing", reason: "required \(rows)×\(cols) matrix is missing")
+        }
+        return try Self.matrix(v, field: field(key), rows: rows, cols: cols)
+    }
+
+    static func matrix(_ v: Any, field: String, rows: Int, cols: Int) throws -> Matrix {
+        if let s = v as? String, s.lowercased() == "identity" {
+            guard rows == cols else {
+                throw SpecError(field: field, value: "\"identity\"", reason: "identity needs a square matrix, this one is \(rows)×\(cols)")
+            }
+            return .identity(rows)
+        }
+        guard let outer = v as? [Any] else {
+            throw SpecError(field: field, value: Experiment.show(v), reason: "must be a \(rows)×\(cols) matrix (list of rows)\(rows == cols ? " or \"identity\"" : "")")
+        }
+        guard outer.count == rows else {
+            throw SpecError(field: field, value: Experiment.show(v), reason: "must have \(rows) rows, found \(outer.count)")
+        }
+        var values: [Double] = []
+        for (i, row) in outer.enumerated() {
+            guard let r = row as? [Any], r.count == cols else {
+                throw SpecError(field: "\(field)[\(i)]", value: Experiment.show(row), reason: "must be a row of \(cols) numbers")
+            }
+            for (j, x) in r.enumerated() { values.append(try number(x, field: "\(field)[\(i)][\(j)]")) }
+        }
+        return Matrix(rows: rows, cols: cols, values: values)
+    }
+
+    func experiment() throws -> Experiment {
+        try rejectUnknown(["teacher", "student", "training", "init", "output"])
+        // Teacher
+        let t = try sub("teacher")!
+        try t.rejectUnknown(["k", "activation", "weights", "P", "noise"])
+        let k = try t.int("k")
+        guard k >= 1, k <= 64 else { throw SpecError(field: t.field("k"), value: "\(k)", reason: "must be an integer in 1...64") }
+        let teacher = TeacherSpec(
+            k: k, activation: try t.activation("activation"),
+            weights: try t.vector("weights", count: k, default: 1),
+            covariance: try t.matrix("P", rows: k, cols: k, default: .identity(k)),
+            noiseVariance: try t.double("noise", default: 0))
+        // Student
+        let s = try sub("student")!
+        try s.rejectUnknown(["p", "activation", "secondLayer", "trainSecondLayer", "secondLayerLearningRate"])
+        let p = try s.int("p")
+        guard p >= 1, p <= 64 else { throw SpecError(field: s.field("p"), value: "\(p)", reason: "must be an integer in 1...64") }
+        // Training (read before the student's defaults that refer to it)
+        let r = try sub("training")!
+        try r.rejectUnknown(["protocol", "loss", "learningRate", "batchSize", "weightDecay", "time"])
+        let protoName = try r.string("protocol", default: "online")
+        guard let proto = TrainingProtocol(rawValue: protoName) else {
+            throw SpecError(field: r.field("protocol"), value: "\"\(protoName)\"", reason: "unknown protocol; known: online, multipass, amp")
+        }
+        let lossName = try r.string("loss", default: "square")
+        guard let loss = Loss(rawValue: lossName) else {
+            throw SpecError(field: r.field("loss"), value: "\"\(lossName)\"", reason: "unknown loss; known: square, correlation")
+        }
+        let eta = try r.double("learningRate")
+        let training = TrainingSpec(
+            trainingProtocol: proto, loss: loss, learningRate: eta, batchSize: try r.int("batchSize", default: 1),
+            weightDecay: try r.double("weightDecay", default: 0), time: try r.double("time"))
+        let student = StudentSpec(
+            p: p, activation: try s.activation("activation"),
+            secondLayer: try s.vector("secondLayer", count: p, default: 1),
+            trainSecondLayer: try s.bool("trainSecondLayer", default: false),
+            secondLayerLearningRate: try s.double("secondLayerLearningRate", default: eta))
+        // Initial condition
+        let initialization = try initialCondition(p: p, k: k)
+        // Output
+        var output = OutputSpec()
+        if let o = try sub("output", required: false) {
+            try o.rejectUnknown(["times"])
+            if let v = o.map["times"] { output.times = try Self.timeGrid(v, field: o.field("times")) }
+        }
+        return Experiment(teacher: teacher, student: student, training: training,
+                          initialization: initialization, output: output)
+    }
+
+    func activation(_ key: String) throws -> Activation {
+        let name = try string(key, default: "erf")
+        guard let a = Activation(name: name) else {
+            throw SpecError(field: field(key), value: "\"\(name)\"", reason: "unknown activation; known: \(Activation.allCases.map(\.name).joined(separator: ", "))")
+        }
+        return a
+    }
+
+    func initialCondition(p: Int, k: Int) throws -> InitialCondition {
+        let key = "init"
+        guard let v = map[key] else { return .random(scale: 1) }
+        if let s = v as? String {
+            switch s.lowercased() {
+            case "random": return .random(scale: 1)
+            case "orthogonal": return .orthogonal(Q: .identity(p))
+            default:
+                throw SpecError(field: key, value: "\"\(s)\"", reason: "must be random, orthogonal, or a mapping {M, Q} | {random: {scale}} | {orthogonal: {Q}}")
+            }
+        }
+        guard let m = v as? [String: Any] else {
+            throw SpecError(field: key, value: Experiment.show(v), reason: "must be a mapping")
+        }
+        let r = SpecReader(m, path: key)
+        if m["random"] != nil {
+            try r.rejectUnknown(["random"])
+            if m["random"] is String || m["random"] is NSNull { return .random(scale: 1) }
+            let rr = try r.sub("random")!
+            try rr.rejectUnknown(["scale"])
+            return .random(scale: try rr.double("scale", default: 1))
+        }
+        if m["orthogonal"] != nil {
+            try r.rejectUnknown(["orthogonal"])
+            if m["orthogonal"] is NSNull { return .orthogonal(Q: .identity(p)) }
+            let o = try r.sub("orthogonal")!
+            try o.rejectUnknown(["Q"])
+            return .orthogonal(Q: try o.matrix("Q", rows: p, cols: p, default: .identity(p)))
+        }
+        try r.rejectUnknown(["M", "Q"])
+        return .overlaps(M: try r.matrix("M", rows: p, cols: k, default: nil),
+                         Q: try r.matrix("Q", rows: p, cols: p, default: nil))
+    }
+
+    static func timeGrid(_ v: Any, field: String) throws -> TimeGrid {
+        if let s = v as? String {
+            switch s.lowercased() {
+            case "log": return .log(count: 60, start: 0.01)
+            case "linear": return .linear(count: 100)
+            default: throw SpecError(field: field, value: "\"\(s)\"", reason: "must be log, linear, {log: N, start: t0}, {linear: N} or a list of times")
+            }
+        }
+        if let a = v as? [Any] {
+            return .list(try a.enumerated().map { try number($1, field: "\(field)[\($0)]") })
+        }
+        if let m = v as? [String: Any] {
+            let r = SpecReader(m, path: field)
+            if m["log"] != nil {
+                try r.rejectUnknown(["log", "start"])
+                return .log(count: try r.int("log"), start: try r.double("start", default: 0.01))
+            }
+            try r.rejectUnknown(["linear"])
+            return .linear(count: try r.int("linear"))
+        }
+        throw SpecError(field: field, value: Experiment.show(v), reason: "must be log, linear, a mapping or a list")
+    }
+}
