@@ -12,7 +12,7 @@
 #include <gsl/gsl_vector.h>
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_fit.h>
-#include <dlfcn.h>
+#include <gsl/gsl_blas.h>
 
 /* GSL exposes its step types as mutable globals, which Swift 6 strict concurrency rejects.
    These accessors wrap them once. */
@@ -23,12 +23,4 @@ static inline const gsl_odeiv2_step_type *plateau_step_rk4(void) { return gsl_od
 static inline const gsl_odeiv2_step_type *plateau_step_msadams(void) { return gsl_odeiv2_step_msadams; }
 static inline const gsl_integration_fixed_type *plateau_fixed_hermite(void) { return gsl_integration_fixed_hermite; }
 
-/* Path of the shared object that provides `symbol` at run time (NULL if unresolved). */
-static inline const char *plateau_symbol_origin(const char *symbol) {
-    void *address = dlsym(RTLD_DEFAULT, symbol);
-    if (!address) return 0;
-    Dl_info info;
-    if (!dladdr(address, &info)) return 0;
-    return info.dli_fname;
-}
 #endif

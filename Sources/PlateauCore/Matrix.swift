@@ -105,7 +105,7 @@ public struct Matrix: Sendable, Hashable, Codable, CustomStringConvertible {
                 for i in (j + 1)..<max(j + 1, n) {
                     var t = self[i, j]
                     for k in 0..<j { t -= L[i, k] * L[j, k] }
-                    if abs(t) > sqrt(tolerance) * scale { return nil }
+                    if abs(t) > tolerance.squareRoot() * scale { return nil }
                 }
                 continue
             }

@@ -1,0 +1,52 @@
+import Foundation
+internal import CGSL
+
+/// GSL set-up done once: the abort-on-error handler is switched off, so every GSL status is
+/// checked by the caller instead of terminating the process.
+enum GSL {
+    static let ready: Bool = {
+        gsl_set_error_handler_off()
+        return true
+    }()
+
+    static func message(_ status: Int32) -> String {
+        String(cString: gsl_strerror(status))
+    }
+
+    /// Nodes and weights of the n-point Gauss–Hermite rule for the standard normal density:
+    /// Σᵢ wᵢ f(xᵢ) ≈ E[f(z)], z ~ N(0, 1) (GSL's fixed Hermite rule with weight e^{−x²/2},
+    /// renormalised by √(2π)).
+    static func gaussHermite(_ n: Int) -> (nodes: [Double], weights: [Double]) {
+        _ = ready
+        guard let w = gsl_integration_fixed_alloc(plateau_fixed_hermite(), n, 0, 0.5, 0, 0) else {
+            fatalError("gsl_integration_fixed_alloc failed for n = \(n)")
+        }
+        defer { gsl_integration_fixed_free(w) }
+        let x = gsl_integration_fixed_nodes(w)!, wt = gsl_integration_fixed_weights(w)!
+        let norm = (2 * Double.pi).squareRoot()
+        return ((0..<n).map { x[$0] }, (0..<n).map { wt[$0] / norm })
+    }
+
+    /// Inverse CDF of the standard normal.
+    static func normalQuantile(_ p: Double) -> Double { gsl_cdf_ugaussian_Pinv(p) }
+    /// Inverse CDF of Student's t with ν degrees of freedom.
+    static func studentQuantile(_ p: Double, dof: Double) -> Double { gsl_cdf_tdist_Pinv(p, dof) }
+}
+
+/// Where a CBLAS symbol used by GSL resolves at run time (for the check that it is OpenBLAS,
+/// not libgslcblas).
+public func cblasProviderForGSL(symbol: String = "cblas_dgemm") -> String? {
+    _ = gsl_blas_dgemm  // make sure libgsl is linked into the image being inspected
+    guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), symbol) else { return nil }
+    // Find the mapped file containing the address (Linux: /proc/self/maps).
+    let target = UInt(bitPattern: address)
+    guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return nil }
+    for line in maps.split(separator: "\n") {
+        let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard parts.count >= 6 else { continue }
+        let range = parts[0].split(separator: "-")
+        guard range.count == 2, let lo = UInt(range[0], radix: 16), let hi = UInt(range[1], radix: 16) else { continue }
+        if target >= lo && target < hi { return String(parts[5]) }
+    }
+    return nil
+}

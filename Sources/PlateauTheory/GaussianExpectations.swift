@@ -1,0 +1,250 @@
+import Foundation
+import PlateauCore
+
+/// The covariance of up to four jointly Gaussian, zero-mean fields u₁…u₄, stored without heap
+/// allocation (the ODE right-hand side builds thousands of these per evaluation).
+public struct FieldCovariance: Sendable {
+    public var count: Int
+    @usableFromInline var c: (Double, Double, Double, Double, Double, Double, Double, Double, Double, Double)
+
+    /// `entries` row-major upper triangle: for n = 3, [c11, c12, c13, c22, c23, c33].
+    public init(_ n: Int, upper entries: [Double]) {
+        precondition((1...4).contains(n) && entries.count == n * (n + 1) / 2)
+        count = n
+        c = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var idx = 0
+        for i in 0..<n { for j in i..<n { self[i, j] = entries[idx]; idx += 1 } }
+    }
+
+    /// The sub-covariance of `Ω` on the listed field indices (0-based).
+    @inlinable public init(_ omega: Matrix, _ fields: Int...) {
+        count = fields.count
+        c = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        for i in 0..<fields.count { for j in i..<fields.count { self[i, j] = omega[fields[i], fields[j]] } }
+    }
+
+    @inlinable static func slot(_ i: Int, _ j: Int) -> Int {
+        let (a, b) = i <= j ? (i, j) : (j, i)
+        // Packed upper triangle of a 4×4 matrix.
+        return a * 4 - a * (a - 1) / 2 + (b - a)
+    }
+
+    @inlinable public subscript(i: Int, j: Int) -> Double {
+        get {
+            withUnsafeBytes(of: c) { $0.load(fromByteOffset: Self.slot(i, j) * 8, as: Double.self) }
+        }
+        set {
+            let s = Self.slot(i, j)
+            withUnsafeMutableBytes(of: &c) { $0.storeBytes(of: newValue, toByteOffset: s * 8, as: Double.self) }
+        }
+    }
+}
+
+/// How an expectation was computed.
+public enum ExpectationRoute: String, Sendable, Hashable, CaseIterable {
+    /// An exact closed form (erf: EQUATIONS.md §1.4; ReLU: arc-cosine kernel and its derivatives).
+    case closedForm = "closed form"
+    /// Exact reduction by Stein's lemma / Wick when a linear function is involved.
+    case stein = "Stein/Wick reduction"
+    /// A Gauss–Hermite product rule over the distinct correlated fields (Cholesky-factored).
+    case quadrature = "Gauss-Hermite quadrature"
+}
+
+/// Gaussian expectations of the online-SGD order-parameter equations, with the route chosen per
+/// combination of activations (closed form when one exists, Stein reduction for linear factors,
+/// otherwise a deterministic Gauss–Hermite product rule so the ODE right-hand side stays smooth).
+///
+/// The four shapes (u zero-mean Gaussian with covariance C):
+/// - `pair`:       E[f(u₁) g(u₂)]
+/// - `slopePair`:  E[f'(u₁) g'(u₂)]
+/// - `stein`:      E[s'(u₁) u₂ f(u₃)]
+/// - `quartic`:    E[s'(u₁) s'(u₂) f(u₃) g(u₄)]
+public struct GaussianExpectations: Sendable {
+    /// Gauss–Hermite nodes per dimension of the quadrature route.
+    public let nodesPerDimension: Int
+    let ghNodes: [Double]
+    let ghWeights: [Double]
+
+    public init(nodesPerDimension: Int = 24) {
+        self.nodesPerDimension = nodesPerDimension
+        (ghNodes, ghWeights) = GSL.gaussHermite(nodesPerDimension)
+    }
+
+    // MARK: Routes
+
+    public static func pairRoute(_ f: Activation, _ g: Activation) -> ExpectationRoute {
+        if f == .linear || g == .linear { return .stein }
+        if f == g { return .closedForm }
+        return .quadrature
+    }
+
+    public static func slopePairRoute(_ f: Activation, _ g: Activation) -> ExpectationRoute {
+        if f == .linear || g == .linear { return .stein }
+        if f == g { return .closedForm }
+        return .quadrature
+    }
+
+    public static func steinRoute(_ s: Activation, _ f: Activation) -> ExpectationRoute {
+        if s == .linear || f == .linear { return .stein }
+        if s == f { return .closedForm }
+        return .quadrature
+    }
+
+    public static func quarticRoute(_ s: Activation, _ f: Activation, _ g: Activation) -> ExpectationRoute {
+        if s == .linear { return .stein }
+        if s == .erf && f == .erf && g == .erf { return .closedForm }
+        return .quadrature
+    }
+
+    // MARK: One-dimensional moments used by the Stein reductions
+
+    /// E[f'(u)], u ~ N(0, c).
+    @inlinable static func meanSlope(_ f: Activation, _ c: Double) -> Double {
+        switch f {
+        case .erf: return 0.79788456080286535588 / (1 + c).squareRoot()
+        case .linear: return 1
+        case .relu: return 0.5
+        }
+    }
+
+    /// E[f'''(u)], u ~ N(0, c) (ReLU: E[δ'(u)] = 0).
+    @inlinable static func meanThirdDerivative(_ f: Activation, _ c: Double) -> Double {
+        switch f {
+        case .erf: return -0.79788456080286535588 / ((1 + c) * (1 + c).squareRoot())
+        case .linear, .relu: return 0
+        }
+    }
+
+    // MARK: Expectations
+
+    /// E[f(u₁) g(u₂)].
+    public func pair(_ f: Activation, _ g: Activation, _ C: FieldCovariance) -> Double {
+        let c11 = C[0, 0], c12 = C[0, 1], c22 = C[1, 1]
+        if g == .linear { return c12 * Self.meanSlope(f, c11) }
+        if f == .linear { return c12 * Self.meanSlope(g, c22) }
+        if f == g {
+            switch f {
+            case .erf:
+                return (2 / Double.pi) * asin(c12 / ((1 + c11) * (1 + c22)).squareRoot())
+            case .relu:
+                // Arc-cosine kernel of degree 1 (Cho & Saul 2009).
+                let n = (c11 * c22).squareRoot()
+                if n == 0 { return 0 }
+                let rho = max(-1, min(1, c12 / n))
+                let theta = acos(rho)
+                return n / (2 * Double.pi) * ((1 - rho * rho).squareRoot() + (Double.pi - theta) * rho)
+            case .linear:
+                return c12
+            }
+        }
+        return quadrature(C) { u in f.value(u[0]) * g.value(u[1]) }
+    }
+
+    /// E[f'(u₁) g'(u₂)].
+    public func slopePair(_ f: Activation, _ g: Activation, _ C: FieldCovariance) -> Double {
+        let c11 = C[0, 0], c12 = C[0, 1], c22 = C[1, 1]
+        if f == .linear { return Self.meanSlope(g, c22) }
+        if g == .linear { return Self.meanSlope(f, c11) }
+        if f == g {
+            switch f {
+            case .erf:
+                return (2 / Double.pi) / ((1 + c11) * (1 + c22) - c12 * c12).squareRoot()
+            case .relu:
+                // P(u₁ > 0, u₂ > 0) (Sheppard).
+                let n = (c11 * c22).squareRoot()
+                if n == 0 { return 0.25 }
+                return 0.25 + asin(max(-1, min(1, c12 / n))) / (2 * Double.pi)
+            case .linear:
+                return 1
+            }
+        }
+        return quadrature(C) { u in f.derivative(u[0]) * g.derivative(u[1]) }
+    }
+
+    /// E[s'(u₁) u₂ f(u₃)].
+    public func stein(_ s: Activation, _ f: Activation, _ C: FieldCovariance) -> Double {
+        let c11 = C[0, 0], c12 = C[0, 1], c13 = C[0, 2], c22 = C[1, 1], c23 = C[1, 2], c33 = C[2, 2]
+        _ = c22
+        if s == .linear {
+            // E[u₂ f(u₃)] = C₂₃ E[f'(u₃)].
+            return c23 * Self.meanSlope(f, c33)
+        }
+        if f == .linear {
+            // E[s'(u₁) u₂ u₃] = C₂₃ E[s'(u₁)] + C₁₂ C₁₃ E[s'''(u₁)].
+            return c23 * Self.meanSlope(s, c11) + c12 * c13 * Self.meanThirdDerivative(s, c11)
+        }
+        if s == f {
+            switch s {
+            case .erf:
+                let l3 = (1 + c11) * (1 + c33) - c13 * c13
+                return (2 / Double.pi) * (c23 * (1 + c11) - c12 * c13) / ((1 + c11) * l3.squareRoot())
+            case .relu:
+                // Stein on u₂: C₁₂ E[δ(u₁) relu(u₃)] + C₂₃ E[θ(u₁) θ(u₃)].
+                var result = 0.0
+                if c11 > 0 {
+                    let conditional = max(0, c33 - c13 * c13 / c11)
+                    result += c12 / (2 * Double.pi * c11.squareRoot()) * conditional.squareRoot()
+                }
+                let n = (c11 * c33).squareRoot()
+                let orthant = n == 0 ? 0.25 : 0.25 + asin(max(-1, min(1, c13 / n))) / (2 * Double.pi)
+                return result + c23 * orthant
+            case .linear:
+                return c23
+            }
+        }
+        return quadrature(C) { u in s.derivative(u[0]) * u[1] * f.value(u[2]) }
+    }
+
+    /// E[s'(u₁) s'(u₂) f(u₃) g(u₄)].
+    public func quartic(_ s: Activation, _ f: Activation, _ g: Activation, _ C: FieldCovariance) -> Double {
+        if s == .linear {
+            return pair(f, g, FieldCovariance(2, upper: [C[2, 2], C[2, 3], C[3, 3]]))
+        }
+        if s == .erf && f == .erf && g == .erf {
+            let c11 = C[0, 0], c12 = C[0, 1], c13 = C[0, 2], c14 = C[0, 3]
+            let c22 = C[1, 1], c23 = C[1, 2], c24 = C[1, 3], c33 = C[2, 2], c34 = C[2, 3], c44 = C[3, 3]
+            let l4 = (1 + c11) * (1 + c22) - c12 * c12
+            let l0 = l4 * c34 - c23 * c24 * (1 + c11) - c13 * c14 * (1 + c22) + c12 * c13 * c24 + c12 * c14 * c23
+            let l1 = l4 * (1 + c33) - c23 * c23 * (1 + c11) - c13 * c13 * (1 + c22) + 2 * c12 * c13 * c23
+            let l2 = l4 * (1 + c44) - c24 * c24 * (1 + c11) - c14 * c14 * (1 + c22) + 2 * c12 * c14 * c24
+            return 4 / (Double.pi * Double.pi) / l4.squareRoot() * asin(l0 / (l1 * l2).squareRoot())
+        }
+        return quadrature(C) { u in s.derivative(u[0]) * s.derivative(u[1]) * f.value(u[2]) * g.value(u[3]) }
+    }
+
+    // MARK: Quadrature route
+
+    /// E[h(u)] for u ~ N(0, C) by a Gauss–Hermite product rule: C = L Lᵀ (PSD-tolerant Cholesky),
+    /// u = L z, summing over the nodes of the non-degenerate directions of z only.
+    public func quadrature(_ C: FieldCovariance, _ h: (UnsafeBufferPointer<Double>) -> Double) -> Double {
+        let n = C.count
+        var m = Matrix(rows: n, cols: n)
+        for i in 0..<n { for j in 0..<n { m[i, j] = C[i, j] } }
+        guard let L = m.choleskyPSD(tolerance: 1e-13) else { return .nan }
+        let active = (0..<n).filter { L[$0, $0] > 0 }
+        let q = nodesPerDimension
+        var total = 0.0
+        var index = [Int](repeating: 0, count: active.count)
+        var u = [Double](repeating: 0, count: 4)
+        let points = active.reduce(1) { acc, _ in acc * q }
+        for _ in 0..<points {
+            var weight = 1.0
+            for i in 0..<n { u[i] = 0 }
+            for (a, col) in active.enumerated() {
+                let z = ghNodes[index[a]]
+                weight *= ghWeights[index[a]]
+                for i in col..<n { u[i] += L[i, col] * z }
+            }
+            total += weight * u.withUnsafeBufferPointer { h($0) }
+            // Next multi-index.
+            var a = 0
+            while a < active.count {
+                index[a] += 1
+                if index[a] < q { break }
+                index[a] = 0
+                a += 1
+            }
+        }
+        return total
+    }
+}

@@ -1,0 +1,183 @@
+internal import CGSL
+import PlateauCore
+
+/// Integration method. The adaptive ones are GSL odeiv2 steppers with standard step control
+/// (local error < atol + rtol·|y|); `euler` is explicit Euler with the fixed step `eulerStep`,
+/// which reproduces the public Euler codes (sgoldt/nn2pp and friends) digit for digit.
+public enum ODEMethod: String, Sendable, Hashable, CaseIterable {
+    case rk8pd, rkck, rkf45, rk4, msadams, euler
+}
+
+public struct ODEOptions: Sendable, Hashable {
+    public var method: ODEMethod
+    public var relativeTolerance: Double
+    public var absoluteTolerance: Double
+    /// First trial step of the adaptive methods.
+    public var initialStep: Double
+    /// The fixed step of `.euler`.
+    public var eulerStep: Double
+    /// Give up (status `.integratorFailure`) after this many accepted steps.
+    public var maxSteps: Int
+
+    public init(method: ODEMethod = .rk8pd, relativeTolerance: Double = 1e-8, absoluteTolerance: Double = 1e-10,
+                initialStep: Double = 1e-3, eulerStep: Double = 0.01, maxSteps: Int = 50_000_000) {
+        self.method = method
+        self.relativeTolerance = relativeTolerance
+        self.absoluteTolerance = absoluteTolerance
+        self.initialStep = initialStep
+        self.eulerStep = eulerStep
+        self.maxSteps = maxSteps
+    }
+}
+
+/// The result of an integration: states at the output times that were reached, with status,
+/// message and counters. Failure is data (phase-diagram scans need that), not a thrown error.
+public struct ODESolution: Sendable {
+    public var times: [Double] = []
+    public var states: [[Double]] = []
+    public var status: TrajectoryStatus = .completed
+    public var message: String = ""
+    public var rhsEvaluations: Int = 0
+    public var steps: Int = 0
+}
+
+/// An autonomous-or-not ODE y' = f(t, y). `rhs` writes f into its last argument; it may throw
+/// (the error ends the integration and is reported in the solution's message).
+public struct ODEProblem {
+    public var dimension: Int
+    public var rhs: (Double, UnsafeBufferPointer<Double>, UnsafeMutableBufferPointer<Double>) throws -> Void
+    /// Checked after every accepted step: a non-nil (status, message) ends the integration there.
+    public var check: ([Double]) -> (TrajectoryStatus, String)?
+
+    public init(dimension: Int,
+                rhs: @escaping (Double, UnsafeBufferPointer<Double>, UnsafeMutableBufferPointer<Double>) throws -> Void,
+                check: @escaping ([Double]) -> (TrajectoryStatus, String)? = { _ in nil }) {
+        self.dimension = dimension
+        self.rhs = rhs
+        self.check = check
+    }
+}
+
+private final class RHSBox {
+    let problem: ODEProblem
+    var evaluations = 0
+    var error: Error?
+    init(_ problem: ODEProblem) { self.problem = problem }
+}
+
+private let gslRHS: @convention(c) (Double, UnsafePointer<Double>?, UnsafeMutablePointer<Double>?, UnsafeMutableRawPointer?) -> Int32 = {
+    t, y, f, params in
+    let box = Unmanaged<RHSBox>.fromOpaque(params!).takeUnretainedValue()
+    box.evaluations += 1
+    let n = box.problem.dimension
+    do {
+        try box.problem.rhs(t, UnsafeBufferPointer(start: y, count: n), UnsafeMutableBufferPointer(start: f, count: n))
+    } catch {
+        box.error = error
+        return Int32(GSL_EBADFUNC)
+    }
+    for i in 0..<n where !f![i].isFinite { return Int32(GSL_EBADFUNC) }
+    return Int32(GSL_SUCCESS)
+}
+
+/// Integrates `problem` from y(t₀) = `initial` and records the state at each of `times`
+/// (sorted, ≥ t₀; the first may equal t₀).
+public func integrate(_ problem: ODEProblem, initial: [Double], from t0: Double = 0, times: [Double],
+                      options: ODEOptions = ODEOptions()) -> ODESolution {
+    _ = GSL.ready
+    precondition(initial.count == problem.dimension)
+    let box = RHSBox(problem)
+    var solution = ODESolution()
+    var y = initial
+    var t = t0
+    let n = problem.dimension
+
+    func finish(_ status: TrajectoryStatus, _ message: String) -> ODESolution {
+        solution.status = status
+        solution.message = message
+        solution.rhsEvaluations = box.evaluations
+        return solution
+    }
+    func record(_ time: Double) -> (TrajectoryStatus, String)? {
+        if let bad = problem.check(y) { return bad }
+        solution.times.append(time)
+        solution.states.append(y)
+        return nil
+    }
+
+    if options.method == .euler {
+        let dt = options.eulerStep
+        var f = [Double](repeating: 0, count: n)
+        var stepIndex = 0
+        for target in times {
+            let targetStep = Int(((target - t0) / dt).rounded())
+            while stepIndex < targetStep {
+                do {
+                    try y.withUnsafeBufferPointer { yp in
+                        try f.withUnsafeMutableBufferPointer { fp in
+                            box.evaluations += 1
+                            try problem.rhs(t, yp, fp)
+                        }
+                    }
+                } catch {
+                    return finish(.integratorFailure, "right-hand side failed at t = \(t): \(error)")
+                }
+                for i in 0..<n { y[i] += dt * f[i] }
+                stepIndex += 1
+                solution.steps += 1
+                t = t0 + Double(stepIndex) * dt
+                if !y.allSatisfy(\.isFinite) { return finish(.diverged, "state became non-finite at t = \(t)") }
+                if let bad = problem.check(y) { return finish(bad.0, bad.1 + " (t = \(t))") }
+            }
+            if let bad = record(target) { return finish(bad.0, bad.1 + " (t = \(target))") }
+        }
+        return finish(.completed, "explicit Euler, dt = \(dt)")
+    }
+
+    let stepType: OpaquePointer? = {
+        switch options.method {
+        case .rk8pd: return OpaquePointer(plateau_step_rk8pd())
+        case .rkck: return OpaquePointer(plateau_step_rkck())
+        case .rkf45: return OpaquePointer(plateau_step_rkf45())
+        case .rk4: return OpaquePointer(plateau_step_rk4())
+        case .msadams: return OpaquePointer(plateau_step_msadams())
+        case .euler: return nil
+        }
+    }()
+    let unmanaged = Unmanaged.passRetained(box)
+    defer { unmanaged.release() }
+    var system = gsl_odeiv2_system(function: gslRHS, jacobian: nil, dimension: n, params: unmanaged.toOpaque())
+    guard let stepper = gsl_odeiv2_step_alloc(UnsafePointer(stepType), n),
+          let control = gsl_odeiv2_control_standard_new(options.absoluteTolerance, options.relativeTolerance, 1, 0),
+          let evolve = gsl_odeiv2_evolve_alloc(n) else {
+        return finish(.integratorFailure, "GSL could not allocate the integrator")
+    }
+    defer {
+        gsl_odeiv2_evolve_free(evolve)
+        gsl_odeiv2_control_free(control)
+        gsl_odeiv2_step_free(stepper)
+    }
+    gsl_odeiv2_step_set_driver(stepper, nil)
+    var h = options.initialStep
+    for target in times {
+        while t < target {
+            let status = y.withUnsafeMutableBufferPointer { yp in
+                gsl_odeiv2_evolve_apply(evolve, control, stepper, &system, &t, target, &h, yp.baseAddress!)
+            }
+            solution.steps += 1
+            if status != GSL_SUCCESS {
+                if let e = box.error { return finish(.integratorFailure, "right-hand side failed at t = \(t): \(e)") }
+                if !y.allSatisfy(\.isFinite) { return finish(.diverged, "state became non-finite at t = \(t)") }
+                if let bad = problem.check(y) { return finish(bad.0, bad.1 + " (t = \(t))") }
+                return finish(.integratorFailure, "GSL: \(GSL.message(status)) at t = \(t), h = \(h)")
+            }
+            if solution.steps >= options.maxSteps {
+                return finish(.integratorFailure, "more than \(options.maxSteps) steps before t = \(target)")
+            }
+            if !y.allSatisfy(\.isFinite) { return finish(.diverged, "state became non-finite at t = \(t)") }
+            if let bad = problem.check(y) { return finish(bad.0, bad.1 + " (t = \(t))") }
+        }
+        if let bad = record(target) { return finish(bad.0, bad.1 + " (t = \(target))") }
+    }
+    return finish(.completed, "\(options.method.rawValue), rtol = \(options.relativeTolerance), atol = \(options.absoluteTolerance)")
+}

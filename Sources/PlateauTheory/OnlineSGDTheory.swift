@@ -1,0 +1,226 @@
+import Foundation
+import PlateauCore
+
+/// The d → ∞ theory of online SGD for a two-layer student learning a committee teacher
+/// (EQUATIONS.md §1.1): ODEs for the overlaps M, Q (and a) on the time axis t = steps/d.
+///
+///     dM_jr/dt = η a_j Ψ_jr − ηκ M_jr
+///     dQ_jl/dt = η (a_j Φ_jl + a_l Φ_lj) + (η²/n_b) a_j a_l Ξ_jl − 2ηκ Q_jl
+///     da_j/dt  = η_a E[σ(λ_j) D]                     (trained second layer only)
+///
+/// with Ψ_jr = E[σ'(λ_j) ν_r D], Φ_jl = E[σ'(λ_j) λ_l D], Ξ_jl = E[σ'(λ_j) σ'(λ_l) D²] (D² includes Δ),
+/// D = y − f (square loss) or D = y (correlation loss). The population-gradient-flow variant drops
+/// the η² term. Population risk R = ½E[(g(ν) − f(λ))²] + Δ/2.
+public struct OnlineSGDTheory: Sendable {
+    public let experiment: Experiment
+    public let expectations: GaussianExpectations
+    /// Drop the (η²/n_b)Ξ term (gradient flow on the population loss).
+    public var populationFlow: Bool
+
+    public init(_ experiment: Experiment, populationFlow: Bool = false,
+                expectations: GaussianExpectations = GaussianExpectations()) {
+        self.experiment = experiment
+        self.expectations = expectations
+        self.populationFlow = populationFlow
+    }
+
+    var p: Int { experiment.student.p }
+    var k: Int { experiment.teacher.k }
+    var sigma: Activation { experiment.student.activation }
+    var teacherActivation: Activation { experiment.teacher.activation }
+    var b: [Double] { experiment.teacher.weights }
+    var trainsA: Bool { experiment.student.trainSecondLayer }
+
+    /// Which route each expectation of this problem takes.
+    public var routes: [(String, ExpectationRoute)] {
+        let s = sigma, t = teacherActivation
+        return [
+            ("E[σ σ]", GaussianExpectations.pairRoute(s, s)),
+            ("E[σ σ*]", GaussianExpectations.pairRoute(s, t)),
+            ("E[σ* σ*]", GaussianExpectations.pairRoute(t, t)),
+            ("E[σ' u σ]", GaussianExpectations.steinRoute(s, s)),
+            ("E[σ' u σ*]", GaussianExpectations.steinRoute(s, t)),
+            ("E[σ' σ' σ σ]", GaussianExpectations.quarticRoute(s, s, s)),
+            ("E[σ' σ' σ* σ]", GaussianExpectations.quarticRoute(s, t, s)),
+            ("E[σ' σ' σ* σ*]", GaussianExpectations.quarticRoute(s, t, t)),
+            ("E[σ' σ']", GaussianExpectations.slopePairRoute(s, s)),
+        ]
+    }
+
+    // MARK: State layout: M (p·k, row-major), Q upper triangle (p(p+1)/2), a (p, if trained)
+
+    public var stateDimension: Int { p * k + p * (p + 1) / 2 + (trainsA ? p : 0) }
+
+    public func state(of o: Overlaps) -> [Double] {
+        var y = o.M.values
+        for j in 0..<p { for l in j..<p { y.append(o.Q[j, l]) } }
+        if trainsA { y.append(contentsOf: o.a) }
+        return y
+    }
+
+    public func overlaps(fromState y: UnsafeBufferPointer<Double>) -> Overlaps {
+        var M = Matrix(rows: p, cols: k)
+        for i in 0..<(p * k) { M.values[i] = y[i] }
+        var Q = Matrix(rows: p, cols: p)
+        var idx = p * k
+        for j in 0..<p { for l in j..<p { Q[j, l] = y[idx]; Q[l, j] = y[idx]; idx += 1 } }
+        let a = trainsA ? (0..<p).map { y[idx + $0] } : experiment.student.secondLayer
+        return Overlaps(M: M, Q: Q, P: experiment.teacher.covariance, a: a)
+    }
+
+    public func overlaps(fromState y: [Double]) -> Overlaps {
+        y.withUnsafeBufferPointer { overlaps(fromState: $0) }
+    }
+
+    /// The d = ∞ limit of the specification's initial condition (random weights: M = 0, Q = scale²·I).
+    public var initialOverlaps: Overlaps {
+        let P = experiment.teacher.covariance, a = experiment.student.secondLayer
+        switch experiment.initialization {
+        case let .overlaps(M, Q): return Overlaps(M: M, Q: Q, P: P, a: a)
+        case let .random(scale):
+            return Overlaps(M: Matrix(rows: p, cols: k), Q: (scale * scale) * .identity(p), P: P, a: a)
+        case let .orthogonal(Q): return Overlaps(M: Matrix(rows: p, cols: k), Q: Q, P: P, a: a)
+        }
+    }
+
+    // MARK: Risk
+
+    /// Population risk ½E[(g(ν) − f(λ))²] + Δ/2 at the given overlaps (the same function scores the
+    /// simulator's measured overlaps).
+    public func risk(_ o: Overlaps) -> Double {
+        let s = sigma, t = teacherActivation, E = expectations
+        let omega = o.jointCovariance
+        var tt = 0.0, st = 0.0, ss = 0.0
+        for r in 0..<k { for q in 0..<k {
+            tt += b[r] * b[q] * E.pair(t, t, FieldCovariance(omega, p + r, p + q))
+        } }
+        for j in 0..<p { for r in 0..<k {
+            st += o.a[j] * b[r] * E.pair(s, t, FieldCovariance(omega, j, p + r))
+        } }
+        for j in 0..<p { for l in 0..<p {
+            ss += o.a[j] * o.a[l] * E.pair(s, s, FieldCovariance(omega, j, l))
+        } }
+        return 0.5 * (tt - 2 * st + ss) + 0.5 * experiment.teacher.noiseVariance
+    }
+
+    // MARK: Right-hand side
+
+    /// The averaged increments per unit time at overlaps `o`: (dM/dt, dQ/dt, da/dt).
+    public func derivatives(_ o: Overlaps) -> (dM: Matrix, dQ: Matrix, da: [Double]) {
+        let t = expectationTerms(o)
+        let eta = experiment.training.learningRate, kappa = experiment.training.weightDecay
+        let nb = Double(experiment.training.batchSize)
+        var dM = Matrix(rows: p, cols: k), dQ = Matrix(rows: p, cols: p)
+        for j in 0..<p { for r in 0..<k {
+            dM[j, r] = eta * o.a[j] * t.psi[j, r] - eta * kappa * o.M[j, r]
+        } }
+        for j in 0..<p { for l in j..<p {
+            var v = eta * (o.a[j] * t.phi[j, l] + o.a[l] * t.phi[l, j]) - 2 * eta * kappa * o.Q[j, l]
+            if !populationFlow { v += eta * eta / nb * o.a[j] * o.a[l] * t.xi[j, l] }
+            dQ[j, l] = v
+            dQ[l, j] = v
+        } }
+        let etaA = experiment.student.secondLayerLearningRate
+        let da = trainsA ? t.aDrift.map { etaA * $0 } : Array(repeating: 0, count: p)
+        return (dM, dQ, da)
+    }
+
+    /// Ψ (p×k), Φ (p×p), Ξ (p×p, symmetric) and E[σ(λ_j) D] at overlaps `o` (EQUATIONS.md §1.1).
+    public func expectationTerms(_ o: Overlaps) -> (psi: Matrix, phi: Matrix, xi: Matrix, aDrift: [Double]) {
+        let s = sigma, t = teacherActivation, E = expectations
+        let square = experiment.training.loss == .square
+        let delta = experiment.teacher.noiseVariance
+        let omega = o.jointCovariance
+        let a = o.a
+        var psi = Matrix(rows: p, cols: k), phi = Matrix(rows: p, cols: p), xi = Matrix(rows: p, cols: p)
+        var aDrift = [Double](repeating: 0, count: p)
+        for j in 0..<p {
+            // Ψ_jr = Σ_s b_s E[σ'(λ_j) ν_r σ*(ν_s)] − Σ_m a_m E[σ'(λ_j) ν_r σ(λ_m)]
+            for r in 0..<k {
+                var v = 0.0
+                for q in 0..<k where b[q] != 0 { v += b[q] * E.stein(s, t, FieldCovariance(omega, j, p + r, p + q)) }
+                if square { for m in 0..<p where a[m] != 0 { v -= a[m] * E.stein(s, s, FieldCovariance(omega, j, p + r, m)) } }
+                psi[j, r] = v
+            }
+            // Φ_jl = Σ_s b_s E[σ'(λ_j) λ_l σ*(ν_s)] − Σ_m a_m E[σ'(λ_j) λ_l σ(λ_m)]
+            for l in 0..<p {
+                var v = 0.0
+                for q in 0..<k where b[q] != 0 { v += b[q] * E.stein(s, t, FieldCovariance(omega, j, l, p + q)) }
+                if square { for m in 0..<p where a[m] != 0 { v -= a[m] * E.stein(s, s, FieldCovariance(omega, j, l, m)) } }
+                phi[j, l] = v
+            }
+            if trainsA {
+                var v = 0.0
+                for q in 0..<k where b[q] != 0 { v += b[q] * E.pair(s, t, FieldCovariance(omega, j, p + q)) }
+                if square { for m in 0..<p where a[m] != 0 { v -= a[m] * E.pair(s, s, FieldCovariance(omega, j, m)) } }
+                aDrift[j] = v
+            }
+        }
+        if !populationFlow {
+            for j in 0..<p { for l in j..<p where a[j] != 0 && a[l] != 0 {
+                // Ξ_jl = E[σ'σ' g²] − 2E[σ'σ' g f] + E[σ'σ' f²] + Δ E[σ'σ'] (square);
+                //        E[σ'σ' g²] + Δ E[σ'σ'] (correlation). Symmetric pairs are summed once.
+                var v = 0.0
+                for q in 0..<k where b[q] != 0 {
+                    for r in q..<k where b[r] != 0 {
+                        let e = E.quartic(s, t, t, FieldCovariance(omega, j, l, p + q, p + r))
+                        v += (q == r ? 1 : 2) * b[q] * b[r] * e
+                    }
+                }
+                if square {
+                    for q in 0..<k where b[q] != 0 {
+                        for m in 0..<p where a[m] != 0 {
+                            v -= 2 * b[q] * a[m] * E.quartic(s, t, s, FieldCovariance(omega, j, l, p + q, m))
+                        }
+                    }
+                    for m in 0..<p where a[m] != 0 {
+                        for n in m..<p where a[n] != 0 {
+                            v += (m == n ? 1 : 2) * a[m] * a[n] * E.quartic(s, s, s, FieldCovariance(omega, j, l, m, n))
+                        }
+                    }
+                }
+                if delta != 0 { v += delta * E.slopePair(s, s, FieldCovariance(omega, j, l)) }
+                xi[j, l] = v
+                xi[l, j] = v
+            } }
+        }
+        return (psi, phi, xi, aDrift)
+    }
+
+    // MARK: Integration
+
+    /// The ODE problem on the state layout above; integration stops with a status when the
+    /// overlaps leave the cone of valid covariances.
+    public var problem: ODEProblem {
+        let theory = self
+        let p = self.p, k = self.k, trainsA = self.trainsA
+        return ODEProblem(dimension: stateDimension, rhs: { _, y, f in
+            let o = theory.overlaps(fromState: y)
+            let (dM, dQ, da) = theory.derivatives(o)
+            var idx = 0
+            for i in 0..<(p * k) { f[idx] = dM.values[i]; idx += 1 }
+            for j in 0..<p { for l in j..<p { f[idx] = dQ[j, l]; idx += 1 } }
+            if trainsA { for j in 0..<p { f[idx] = da[j]; idx += 1 } }
+        }, check: { y in
+            let o = theory.overlaps(fromState: y)
+            if o.jointCovariance.choleskyPSD(tolerance: 1e-12) == nil {
+                return (.leftPSDCone, "the overlaps left the PSD cone: [[Q, M], [Mᵀ, P]] is not positive semi-definite")
+            }
+            return nil
+        })
+    }
+
+    /// Integrates from `start` and returns the curve at `times` (risk and the overlap observables),
+    /// plus the integrator's report.
+    public func trajectory(from start: Overlaps, times: [Double], options: ODEOptions = ODEOptions())
+        -> (trajectory: Trajectory, solution: ODESolution)
+    {
+        let solution = integrate(problem, initial: state(of: start), times: times, options: options)
+        var trajectory = Trajectory.fromOverlaps(
+            times: solution.times, overlaps: solution.states.map { overlaps(fromState: $0) }, risk: risk)
+        if trajectory.observables.count == 1 { trajectory.observables = Trajectory.overlapObservables(p: p, k: k) }
+        trajectory.status = solution.status
+        trajectory.message = solution.message
+        return (trajectory, solution)
+    }
+}
