@@ -30,7 +30,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "PlateauCoreTests", dependencies: ["PlateauCore"]),
-        .testTarget(name: "PlateauTheoryTests", dependencies: ["PlateauTheory", "PlateauCore"]),
+        .testTarget(name: "PlateauTheoryTests", dependencies: ["PlateauTheory", "PlateauCore", "CGSL"]),
         .testTarget(
             name: "PlateauSimulationTests",
             dependencies: ["PlateauSimulation", "PlateauTheory", "PlateauCore"]),
