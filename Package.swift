@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "PlateauTheory", targets: ["PlateauTheory"]),
         .library(name: "PlateauSimulation", targets: ["PlateauSimulation"]),
         .library(name: "PlateauCompare", targets: ["PlateauCompare"]),
+        .library(name: "PlateauRuns", targets: ["PlateauRuns"]),
         .executable(name: "plateau", targets: ["plateau"]),
     ],
     dependencies: [
@@ -23,10 +24,13 @@ let package = Package(
         .target(name: "PlateauTheory", dependencies: ["PlateauCore", "CGSL"]),
         .target(name: "PlateauSimulation", dependencies: ["PlateauCore", "COpenBLAS"]),
         .target(name: "PlateauCompare", dependencies: ["PlateauCore", "CGSL"]),
+        // Orchestration shared by the CLI and the agreement tests: simulate, run each seed's theory
+        // from its realised start, compare.
+        .target(name: "PlateauRuns", dependencies: ["PlateauCore", "PlateauTheory", "PlateauSimulation", "PlateauCompare"]),
         .executableTarget(
             name: "plateau",
             dependencies: [
-                "PlateauCore", "PlateauTheory", "PlateauSimulation", "PlateauCompare",
+                "PlateauCore", "PlateauTheory", "PlateauSimulation", "PlateauCompare", "PlateauRuns",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "PlateauCoreTests", dependencies: ["PlateauCore"]),
@@ -35,6 +39,10 @@ let package = Package(
             name: "PlateauSimulationTests",
             dependencies: ["PlateauSimulation", "PlateauTheory", "PlateauCore"]),
         .testTarget(name: "PlateauCompareTests", dependencies: ["PlateauCompare", "PlateauCore"]),
+        // Theory against simulation: the agreement tests across modules.
+        .testTarget(
+            name: "PlateauAgreementTests",
+            dependencies: ["PlateauRuns", "PlateauTheory", "PlateauSimulation", "PlateauCompare", "PlateauCore"]),
         .testTarget(name: "PlateauCLITests", dependencies: ["plateau"]),
     ]
 )

@@ -1,0 +1,32 @@
+// swift-tools-version:6.1
+// Performance suites for Plateau's hot paths, outside the CI gate.
+//   swift package --scratch-path ../.build-bench benchmark          (package-benchmark suites)
+//   swift run -c release --scratch-path ../.build-bench simulator-timing   (plain timing, no plugin)
+import PackageDescription
+
+let package = Package(
+    name: "PlateauBenchmarks",
+    platforms: [.macOS(.v13)],
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "SimulatorBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "PlateauSimulation", package: "main"),
+                .product(name: "PlateauCore", package: "main"),
+            ],
+            path: "SimulatorBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]),
+        .executableTarget(
+            name: "simulator-timing",
+            dependencies: [
+                .product(name: "PlateauSimulation", package: "main"),
+                .product(name: "PlateauCore", package: "main"),
+            ],
+            path: "SimulatorTiming"),
+    ]
+)

@@ -1,0 +1,54 @@
+import Dispatch
+import Foundation
+import PlateauCompare
+import PlateauCore
+import PlateauSimulation
+import PlateauTheory
+
+/// Theory against simulation for one experiment at one dimension: the seeds are simulated, each
+/// seed's theory curve is integrated from that seed's realised initial overlaps on its realised
+/// time axis, and the two are compared (ARCHITECTURE.md, "The one idea").
+public struct ComparisonRun: Sendable {
+    public var experiment: Experiment
+    public var dimension: Int
+    public var seeds: [SeedResult]
+    public var simulation: [Trajectory]
+    public var theory: [Trajectory]
+    public var report: AgreementReport
+
+    /// - Parameters:
+    ///   - theoryModel: the d = ∞ model (defaults to `OnlineSGDTheory(experiment)`); a different
+    ///     model (e.g. a deliberately wrong learning rate) is how negative controls are built.
+    public static func run(_ experiment: Experiment, dimension: Int, seeds: Int, masterSeed: UInt64,
+                           testSetSize: Int = 0, theoryModel: OnlineSGDTheory? = nil,
+                           odeOptions: ODEOptions = ODEOptions(),
+                           criterion: AgreementCriterion = AgreementCriterion(),
+                           progress: (@Sendable (Double) -> Void)? = nil) throws -> ComparisonRun {
+        let options = SimulationOptions(dimension: dimension, times: experiment.recordTimes, testSetSize: testSetSize)
+        let results = try OnlineSGDSimulator.run(experiment, options: options, masterSeed: masterSeed, count: seeds,
+                                                 progress: progress)
+        let model = theoryModel ?? OnlineSGDTheory(experiment)
+        // The risk of the measured overlaps is the theory's own function of the overlaps.
+        let scorer = OnlineSGDTheory(experiment)
+        let simulation = results.map { $0.trajectory(risk: scorer.risk) }
+        let slots = Slots<Trajectory>(count: results.count)
+        DispatchQueue.concurrentPerform(iterations: results.count) { i in
+            let r = results[i]
+            slots.set(i, r.overlaps.isEmpty ? Trajectory(observables: simulation[i].observables)
+                      : model.trajectory(from: r.overlaps[0], times: r.times, options: odeOptions).trajectory)
+        }
+        let theory = slots.values
+        let report = Agreement.compare(theory: theory, simulation: simulation, dimension: dimension, criterion: criterion)
+        return ComparisonRun(experiment: experiment, dimension: dimension, seeds: results, simulation: simulation,
+                             theory: theory, report: report)
+    }
+}
+
+/// Per-index results filled from concurrent workers.
+final class Slots<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [T?]
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ t: T) { lock.lock(); slots[i] = t; lock.unlock() }
+    var values: [T] { slots.map { $0! } }
+}

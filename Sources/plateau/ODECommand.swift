@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import PlateauCore
+import PlateauTheory
+
+struct ODECommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ode",
+        abstract: "Integrate the d = ∞ order-parameter ODEs of online SGD (EQUATIONS.md §1.1).",
+        discussion: """
+        Writes trajectory.csv (columns t, risk, M_j_r, Q_j_l, a_j, cos_j_r; 1-based) and report.json
+        (spec, integrator status, counters, expectation routes) to --out (default results/ode).
+        Random initial weights start the theory from their d = ∞ limit M = 0, Q = scale²·I.
+        Example: plateau ode --spec spec.yaml --rtol 1e-10 --out results/ode
+        """)
+
+    @OptionGroup var common: SpecOptions
+    @OptionGroup var integrator: IntegratorOptions
+
+    func run() throws {
+        let experiment = try common.experiment()
+        let writer = try common.writer(default: "ode")
+        let theory = OnlineSGDTheory(experiment, populationFlow: integrator.populationFlow)
+        let start = Date()
+        let (trajectory, solution) = theory.trajectory(from: theory.initialOverlaps, times: experiment.recordTimes,
+                                                       options: integrator.options)
+        let seconds = Date().timeIntervalSince(start)
+        let report: [String: Any] = [
+            "plateau_version": PlateauVersion.string,
+            "command": "ode",
+            "spec": experiment.specTree,
+            "risk_definition": "½E[(g − f)²] + Δ/2 (population risk including label noise)",
+            "time_axis": "t = SGD steps / d",
+            "integrator": [
+                "method": integrator.method.rawValue, "rtol": integrator.rtol, "atol": integrator.atol,
+                "euler_step": integrator.eulerStep, "population_flow": integrator.populationFlow,
+                "status": solution.status.rawValue, "message": solution.message,
+                "rhs_evaluations": solution.rhsEvaluations, "steps": solution.steps, "seconds": seconds,
+            ] as [String: Any],
+            "expectation_routes": Dictionary(uniqueKeysWithValues: theory.routes.map { ($0.0, $0.1.rawValue) }),
+            "trajectory": JSON.trajectory(trajectory),
+        ]
+        try writer.write("trajectory.csv", trajectory.csv())
+        try writer.write("report.json", JSON.string(report))
+        if common.format == .json {
+            print(JSON.string(report), terminator: "")
+        } else {
+            print("ODE: \(solution.status.rawValue) (\(solution.message)); \(solution.rhsEvaluations) rhs evaluations, \(solution.steps) steps, \(String(format: "%.3f", seconds)) s")
+            print(Table.render(header: ["t", "risk", "M_1_1", "Q_1_1"], rows: Table.pick(trajectory, ["risk", "M_1_1", "Q_1_1"])))
+            print("wrote \(writer.path("trajectory.csv")), \(writer.path("report.json"))")
+        }
+        if solution.status != .completed { note("warning: the integration ended early: \(solution.message)") }
+    }
+}
+
+/// Plain text tables for stdout.
+enum Table {
+    static func render(header: [String], rows: [[String]]) -> String {
+        let widths = header.indices.map { c in max(header[c].count, rows.map { $0[c].count }.max() ?? 0) }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { String(repeating: " ", count: widths[$0.offset] - $0.element.count) + $0.element }.joined(separator: "  ")
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+
+    /// About a dozen rows of the named columns, spread over the curve.
+    static func pick(_ t: Trajectory, _ columns: [String], rows: Int = 12) -> [[String]] {
+        guard !t.times.isEmpty else { return [] }
+        let idx = Set((0..<rows).map { Int((Double($0) / Double(rows - 1) * Double(t.times.count - 1)).rounded()) })
+        let cols = columns.compactMap { t.observables.firstIndex(of: $0) }
+        return idx.sorted().map { i in [fmt(t.times[i])] + cols.map { fmt(t.values[i][$0]) } }
+    }
+
+    static func fmt(_ x: Double) -> String {
+        x.isFinite ? String(format: "%.5g", x) : Trajectory.format(x)
+    }
+}
