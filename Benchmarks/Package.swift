@@ -1,14 +1,14 @@
 // swift-tools-version:6.1
 // Performance suites for Plateau's hot paths, outside the CI gate.
 //   swift package --scratch-path ../.build-bench benchmark          (package-benchmark suites)
-//   swift run -c release --scratch-path ../.build-bench simulator-timing   (plain timing, no plugin)
+//   swift run -c release --scratch-path ../.build-bench simulator-timing    (plain timing, no plugin)
 import PackageDescription
 
 let package = Package(
     name: "PlateauBenchmarks",
     platforms: [.macOS(.v13)],
     dependencies: [
-        .package(path: ".."),
+        .package(name: "Plateau", path: ".."),
         .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -16,17 +16,17 @@ let package = Package(
             name: "SimulatorBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "package-benchmark"),
-                .product(name: "PlateauSimulation", package: "main"),
-                .product(name: "PlateauCore", package: "main"),
+                .product(name: "PlateauSimulation", package: "Plateau"),
+                .product(name: "PlateauCore", package: "Plateau"),
             ],
             path: "SimulatorBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]),
         .executableTarget(
             name: "simulator-timing",
             dependencies: [
-                .product(name: "PlateauSimulation", package: "main"),
-                .product(name: "PlateauCore", package: "main"),
+                .product(name: "PlateauSimulation", package: "Plateau"),
+                .product(name: "PlateauCore", package: "Plateau"),
             ],
-            path: "SimulatorTiming"),
+            path: "Tools/SimulatorTiming"),
     ]
 )

@@ -111,7 +111,6 @@ private final class ResultSlots: @unchecked Sendable {
 private final class ProgressTracker: @unchecked Sendable {
     private let lock = NSLock()
     private var fractions: [Double]
-    private var total = 0.0
     private let report: @Sendable (Double) -> Void
 
     init(count: Int, report: @escaping @Sendable (Double) -> Void) {
@@ -121,9 +120,8 @@ private final class ProgressTracker: @unchecked Sendable {
 
     func update(_ i: Int, _ fraction: Double) {
         lock.lock()
-        total += fraction - fractions[i]
-        fractions[i] = fraction
-        let mean = total / Double(fractions.count)
+        fractions[i] = min(max(fraction, 0), 1)
+        let mean = fractions.reduce(0, +) / Double(fractions.count)
         lock.unlock()
         report(mean)
     }

@@ -23,6 +23,26 @@ public struct FieldCovariance: Sendable {
         for i in 0..<fields.count { for j in i..<fields.count { self[i, j] = omega[fields[i], fields[j]] } }
     }
 
+    /// Allocation-free sub-covariances of a row-major n×n `Ω` (the ODE's hot path).
+    @inlinable public init(_ omega: UnsafeBufferPointer<Double>, _ n: Int, _ i: Int, _ j: Int) {
+        count = 2
+        c = (omega[i * n + i], omega[i * n + j], 0, 0, omega[j * n + j], 0, 0, 0, 0, 0)
+    }
+
+    @inlinable public init(_ omega: UnsafeBufferPointer<Double>, _ n: Int, _ i: Int, _ j: Int, _ k: Int) {
+        count = 3
+        c = (omega[i * n + i], omega[i * n + j], omega[i * n + k], 0,
+             omega[j * n + j], omega[j * n + k], 0,
+             omega[k * n + k], 0, 0)
+    }
+
+    @inlinable public init(_ omega: UnsafeBufferPointer<Double>, _ n: Int, _ i: Int, _ j: Int, _ k: Int, _ l: Int) {
+        count = 4
+        c = (omega[i * n + i], omega[i * n + j], omega[i * n + k], omega[i * n + l],
+             omega[j * n + j], omega[j * n + k], omega[j * n + l],
+             omega[k * n + k], omega[k * n + l], omega[l * n + l])
+    }
+
     @inlinable static func slot(_ i: Int, _ j: Int) -> Int {
         let (a, b) = i <= j ? (i, j) : (j, i)
         // Packed upper triangle of a 4×4 matrix.

@@ -89,18 +89,20 @@ public struct OnlineSGDTheory: Sendable {
     /// simulator's measured overlaps).
     public func risk(_ o: Overlaps) -> Double {
         let s = sigma, t = teacherActivation, E = expectations
-        let omega = o.jointCovariance
-        var tt = 0.0, st = 0.0, ss = 0.0
-        for r in 0..<k { for q in 0..<k {
-            tt += b[r] * b[q] * E.pair(t, t, FieldCovariance(omega, p + r, p + q))
-        } }
-        for j in 0..<p { for r in 0..<k {
-            st += o.a[j] * b[r] * E.pair(s, t, FieldCovariance(omega, j, p + r))
-        } }
-        for j in 0..<p { for l in 0..<p {
-            ss += o.a[j] * o.a[l] * E.pair(s, s, FieldCovariance(omega, j, l))
-        } }
-        return 0.5 * (tt - 2 * st + ss) + 0.5 * experiment.teacher.noiseVariance
+        let dim = p + k
+        return o.jointCovariance.values.withUnsafeBufferPointer { omega in
+            var tt = 0.0, st = 0.0, ss = 0.0
+            for r in 0..<k { for q in 0..<k {
+                tt += b[r] * b[q] * E.pair(t, t, FieldCovariance(omega, dim, p + r, p + q))
+            } }
+            for j in 0..<p { for r in 0..<k {
+                st += o.a[j] * b[r] * E.pair(s, t, FieldCovariance(omega, dim, j, p + r))
+            } }
+            for j in 0..<p { for l in 0..<p {
+                ss += o.a[j] * o.a[l] * E.pair(s, s, FieldCovariance(omega, dim, j, l))
+            } }
+            return 0.5 * (tt - 2 * st + ss) + 0.5 * experiment.teacher.noiseVariance
+        }
     }
 
     // MARK: Right-hand side
@@ -130,29 +132,29 @@ public struct OnlineSGDTheory: Sendable {
         let s = sigma, t = teacherActivation, E = expectations
         let square = experiment.training.loss == .square
         let delta = experiment.teacher.noiseVariance
-        let omega = o.jointCovariance
-        let a = o.a
+        let a = o.a, b = self.b, dim = p + k
         var psi = Matrix(rows: p, cols: k), phi = Matrix(rows: p, cols: p), xi = Matrix(rows: p, cols: p)
         var aDrift = [Double](repeating: 0, count: p)
+        o.jointCovariance.values.withUnsafeBufferPointer { omega in
         for j in 0..<p {
             // Ψ_jr = Σ_s b_s E[σ'(λ_j) ν_r σ*(ν_s)] − Σ_m a_m E[σ'(λ_j) ν_r σ(λ_m)]
             for r in 0..<k {
                 var v = 0.0
-                for q in 0..<k where b[q] != 0 { v += b[q] * E.stein(s, t, FieldCovariance(omega, j, p + r, p + q)) }
-                if square { for m in 0..<p where a[m] != 0 { v -= a[m] * E.stein(s, s, FieldCovariance(omega, j, p + r, m)) } }
+                for q in 0..<k where b[q] != 0 { v += b[q] * E.stein(s, t, FieldCovariance(omega, dim, j, p + r, p + q)) }
+                if square { for m in 0..<p where a[m] != 0 { v -= a[m] * E.stein(s, s, FieldCovariance(omega, dim, j, p + r, m)) } }
                 psi[j, r] = v
             }
             // Φ_jl = Σ_s b_s E[σ'(λ_j) λ_l σ*(ν_s)] − Σ_m a_m E[σ'(λ_j) λ_l σ(λ_m)]
             for l in 0..<p {
                 var v = 0.0
-                for q in 0..<k where b[q] != 0 { v += b[q] * E.stein(s, t, FieldCovariance(omega, j, l, p + q)) }
-                if square { for m in 0..<p where a[m] != 0 { v -= a[m] * E.stein(s, s, FieldCovariance(omega, j, l, m)) } }
+                for q in 0..<k where b[q] != 0 { v += b[q] * E.stein(s, t, FieldCovariance(omega, dim, j, l, p + q)) }
+                if square { for m in 0..<p where a[m] != 0 { v -= a[m] * E.stein(s, s, FieldCovariance(omega, dim, j, l, m)) } }
                 phi[j, l] = v
             }
             if trainsA {
                 var v = 0.0
-                for q in 0..<k where b[q] != 0 { v += b[q] * E.pair(s, t, FieldCovariance(omega, j, p + q)) }
-                if square { for m in 0..<p where a[m] != 0 { v -= a[m] * E.pair(s, s, FieldCovariance(omega, j, m)) } }
+                for q in 0..<k where b[q] != 0 { v += b[q] * E.pair(s, t, FieldCovariance(omega, dim, j, p + q)) }
+                if square { for m in 0..<p where a[m] != 0 { v -= a[m] * E.pair(s, s, FieldCovariance(omega, dim, j, m)) } }
                 aDrift[j] = v
             }
         }
@@ -163,26 +165,27 @@ public struct OnlineSGDTheory: Sendable {
                 var v = 0.0
                 for q in 0..<k where b[q] != 0 {
                     for r in q..<k where b[r] != 0 {
-                        let e = E.quartic(s, t, t, FieldCovariance(omega, j, l, p + q, p + r))
+                        let e = E.quartic(s, t, t, FieldCovariance(omega, dim, j, l, p + q, p + r))
                         v += (q == r ? 1 : 2) * b[q] * b[r] * e
                     }
                 }
                 if square {
                     for q in 0..<k where b[q] != 0 {
                         for m in 0..<p where a[m] != 0 {
-                            v -= 2 * b[q] * a[m] * E.quartic(s, t, s, FieldCovariance(omega, j, l, p + q, m))
+                            v -= 2 * b[q] * a[m] * E.quartic(s, t, s, FieldCovariance(omega, dim, j, l, p + q, m))
                         }
                     }
                     for m in 0..<p where a[m] != 0 {
                         for n in m..<p where a[n] != 0 {
-                            v += (m == n ? 1 : 2) * a[m] * a[n] * E.quartic(s, s, s, FieldCovariance(omega, j, l, m, n))
+                            v += (m == n ? 1 : 2) * a[m] * a[n] * E.quartic(s, s, s, FieldCovariance(omega, dim, j, l, m, n))
                         }
                     }
                 }
-                if delta != 0 { v += delta * E.slopePair(s, s, FieldCovariance(omega, j, l)) }
+                if delta != 0 { v += delta * E.slopePair(s, s, FieldCovariance(omega, dim, j, l)) }
                 xi[j, l] = v
                 xi[l, j] = v
             } }
+        }
         }
         return (psi, phi, xi, aDrift)
     }
