@@ -93,39 +93,35 @@ public struct Xoshiro256PlusPlus: RandomNumberGenerator, Sendable {
     /// 98.8 % of draws are accepted by one comparison. Tables come from `ZigguratTables`.
     public mutating func fillStandardNormal(_ out: UnsafeMutablePointer<Double>, count: Int) {
         let tables = ZigguratTables.shared
+        let X = tables.x, F = tables.f
         var s0 = state.0, s1 = state.1, s2 = state.2, s3 = state.3
-        tables.x.withUnsafeBufferPointer { xp in
-            tables.f.withUnsafeBufferPointer { fp in
-                let X = xp.baseAddress!, F = fp.baseAddress!
-                var n = 0
-                while n < count {
-                    // xoshiro256++ inlined on local state.
-                    let bits = (s0 &+ s3).rotated(23) &+ s0
-                    let t = s1 << 17
-                    s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t
-                    s3 = s3.rotated(45)
+        var n = 0
+        while n < count {
+            // xoshiro256++ inlined on local state.
+            let bits = (s0 &+ s3).rotated(23) &+ s0
+            let t = s1 << 17
+            s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t
+            s3 = s3.rotated(45)
 
-                    let i = Int(truncatingIfNeeded: bits & 0xFF)
-                    // Signed uniform in [−1, 1) from the top 52 bits: [2, 4) − 3.
-                    let u = Double(bitPattern: (bits >> 12) | 0x4000_0000_0000_0000) - 3.0
-                    let x = u * X[i]
-                    if abs(x) < X[i + 1] {
-                        out[n] = x
-                        n += 1
-                        continue
-                    }
-                    // Slow path (≈1.2 %): tail of the base strip, or the wedge of layer i.
-                    var rng = Xoshiro256PlusPlus(unchecked: (s0, s1, s2, s3))
-                    if i == 0 {
-                        out[n] = Self.tail(&rng, r: X[1], negative: u < 0)
-                        n += 1
-                    } else if F[i] + (F[i + 1] - F[i]) * rng.nextUniform() < Foundation.exp(-0.5 * x * x) {
-                        out[n] = x
-                        n += 1
-                    }
-                    (s0, s1, s2, s3) = rng.state
-                }
+            let i = Int(truncatingIfNeeded: bits & 0xFF)
+            // Signed uniform in [−1, 1) from the top 52 bits: [2, 4) − 3.
+            let u = Double(bitPattern: (bits >> 12) | 0x4000_0000_0000_0000) - 3.0
+            let x = u * X[i]
+            if abs(x) < X[i + 1] {
+                out[n] = x
+                n += 1
+                continue
             }
+            // Slow path (≈1.2 %): tail of the base strip, or the wedge of layer i.
+            var rng = Xoshiro256PlusPlus(unchecked: (s0, s1, s2, s3))
+            if i == 0 {
+                out[n] = Self.tail(&rng, r: X[1], negative: u < 0)
+                n += 1
+            } else if F[i] + (F[i + 1] - F[i]) * rng.nextUniform() < Foundation.exp(-0.5 * x * x) {
+                out[n] = x
+                n += 1
+            }
+            (s0, s1, s2, s3) = rng.state
         }
         state = (s0, s1, s2, s3)
     }
@@ -152,11 +148,14 @@ extension UInt64 {
 /// rectangle [0, xᵢ] × [f(xᵢ), f(xᵢ₊₁)], and the base strip (i = 0) is [0, r] × [0, f(r)] plus the
 /// tail beyond r, represented by a rectangle of width x₀ = v/f(r). r = 3.6541528853610088 is
 /// Marsaglia & Tsang's (2000) value for 256 layers; v = r f(r) + √(π/2) erfc(r/√2) follows from it.
-struct ZigguratTables: Sendable {
+///
+/// The tables live in memory allocated once and never freed (4 KiB), read through raw pointers so
+/// the sampling loop has no array bookkeeping.
+struct ZigguratTables: @unchecked Sendable {
     /// x[0…256] (x[0] = v/f(r), x[1] = r, x[256] = 0).
-    let x: [Double]
+    let x: UnsafePointer<Double>
     /// f[i] = exp(−x[i]²/2) (f[0] = f(x₀), f[256] = 1).
-    let f: [Double]
+    let f: UnsafePointer<Double>
 
     static let shared = ZigguratTables()
 
@@ -176,7 +175,11 @@ struct ZigguratTables: Sendable {
         // The top layer must close at the mode: x₂₅₅ (1 − f(x₂₅₅)) = v, to the precision of r.
         let closure = x[255] * (1 - density(x[255])) / v
         precondition(abs(closure - 1) < 1e-6, "ziggurat tables do not close (\(closure))")
-        self.x = x
-        self.f = x.map(density)
+        let xp = UnsafeMutablePointer<Double>.allocate(capacity: 257)
+        xp.initialize(from: x, count: 257)
+        let fp = UnsafeMutablePointer<Double>.allocate(capacity: 257)
+        fp.initialize(from: x.map(density), count: 257)
+        self.x = UnsafePointer(xp)
+        self.f = UnsafePointer(fp)
     }
 }
