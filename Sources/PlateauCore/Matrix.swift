@@ -88,13 +88,16 @@ public struct Matrix: Sendable, Hashable, Codable, CustomStringConvertible {
     }
 
     /// Lower-triangular Cholesky factor L with L Lᵀ = self, for a symmetric positive semi-definite
-    /// matrix. Pivots smaller than `tolerance`·max(diag) are treated as zero (their column of L is
-    /// set to zero), so PSD matrices of deficient rank factor too. Returns nil when the matrix has a
-    /// clearly negative direction (a pivot below −tolerance·scale) or is not square/finite.
-    public func choleskyPSD(tolerance: Double = 1e-10) -> Matrix? {
+    /// matrix. Pivots smaller than `tolerance`·scale are treated as zero (their column of L is set
+    /// to zero), so PSD matrices of deficient rank factor too. `scale` defaults to the largest
+    /// diagonal entry; pass the scale of the quantities a matrix was computed from when it is a
+    /// difference that may vanish up to rounding (a Schur complement Q − M P⁻¹ Mᵀ, say). Returns
+    /// nil when the matrix has a clearly negative direction (a pivot below −tolerance·scale) or is
+    /// not square/finite.
+    public func choleskyPSD(tolerance: Double = 1e-10, scale explicitScale: Double? = nil) -> Matrix? {
         guard isSquare, allFinite else { return nil }
         let n = rows
-        let scale = max(1e-300, (0..<n).map { abs(self[$0, $0]) }.max() ?? 0)
+        let scale = max(1e-300, explicitScale ?? ((0..<n).map { abs(self[$0, $0]) }.max() ?? 0))
         var L = Matrix(rows: n, cols: n)
         for j in 0..<n {
             var s = self[j, j]

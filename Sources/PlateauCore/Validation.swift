@@ -38,17 +38,6 @@ extension Experiment {
         guard teacher.noiseVariance >= 0 else {
             throw SpecError(field: "teacher.noise", value: Experiment.format(teacher.noiseVariance), reason: "is a variance Δ and must be ≥ 0")
         }
-        guard student.secondLayer.count == p else {
-            throw SpecError(field: "student.secondLayer", value: "\(student.secondLayer)", reason: "must have p = \(p) entries")
-        }
-        try finiteVector(student.secondLayer, "student.secondLayer")
-        try finite(student.secondLayerLearningRate, "student.secondLayerLearningRate")
-        if student.trainSecondLayer {
-            guard student.secondLayerLearningRate > 0 else {
-                throw SpecError(field: "student.secondLayerLearningRate", value: Experiment.format(student.secondLayerLearningRate),
-                                reason: "must be > 0 when trainSecondLayer is true")
-            }
-        }
         guard training.trainingProtocol == .online else {
             throw SpecError(field: "training.protocol", value: "\"\(training.trainingProtocol.rawValue)\"",
                             reason: "is not implemented in this version; supported: online")
@@ -67,6 +56,17 @@ extension Experiment {
         try finite(training.time, "training.time")
         guard training.time > 0 else {
             throw SpecError(field: "training.time", value: Experiment.format(training.time), reason: "must be > 0")
+        }
+        guard student.secondLayer.count == p else {
+            throw SpecError(field: "student.secondLayer", value: "\(student.secondLayer)", reason: "must have p = \(p) entries")
+        }
+        try finiteVector(student.secondLayer, "student.secondLayer")
+        try finite(student.secondLayerLearningRate, "student.secondLayerLearningRate")
+        if student.trainSecondLayer {
+            guard student.secondLayerLearningRate > 0 else {
+                throw SpecError(field: "student.secondLayerLearningRate", value: Experiment.format(student.secondLayerLearningRate),
+                                reason: "must be > 0 when trainSecondLayer is true")
+            }
         }
         switch initialization {
         case let .overlaps(M, Q):

@@ -132,16 +132,15 @@ public final class OnlineSGDNetwork {
                         batch, d32, weights, d32, 0, fields, Int32(width))
         }
 
-        let a = secondLayer, c = teacherWeights, sv = studentValues, grad = secondLayerGradient
-        let sigma = studentActivation, sigmaStar = teacherActivation
+        let a = secondLayer, sv = studentValues, grad = secondLayerGradient
+        let sigma = studentActivation
         let square = loss == .square, trainA = trainSecondLayer
         let noise = batch + nb * d
         var check = 0.0
         for j in 0..<p { grad[j] = 0 }
         for mu in 0..<nb {
             let h = fields + mu * width
-            var y = noiseStandardDeviation * noise[mu]
-            for r in 0..<k { y += c[r] * sigmaStar.value(h[p + r]) }
+            let y = teacherOutput(h + p) + noiseStandardDeviation * noise[mu]
             var f = 0.0
             for j in 0..<p {
                 let s = sigma.value(h[j])
@@ -150,6 +149,7 @@ public final class OnlineSGDNetwork {
             }
             let D = square ? y - f : y
             check += D + f
+            for i in 0..<p { check += h[i] }   // erf saturates: an infinite field can give a finite f
             let coef = coefficients + mu * p
             for j in 0..<p {
                 coef[j] = firstLayerScale * a[j] * sigma.derivative(h[j]) * D
@@ -168,6 +168,20 @@ public final class OnlineSGDNetwork {
         if trainA { for j in 0..<p { a[j] += secondLayerScale * grad[j] } }
         stepCount += 1
         return true
+    }
+
+    /// The noiseless teacher output Σ_r c_r σ*(ν_r) for teacher fields ν (length k).
+    @inline(__always) func teacherOutput(_ nu: UnsafePointer<Double>) -> Double {
+        var y = 0.0
+        for r in 0..<k { y += teacherWeights[r] * teacherActivation.value(nu[r]) }
+        return y
+    }
+
+    /// The student output Σ_j a_j σ(λ_j) for student fields λ (length p).
+    @inline(__always) func studentOutput(_ lambda: UnsafePointer<Double>) -> Double {
+        var f = 0.0
+        for j in 0..<p { f += secondLayer[j] * studentActivation.value(lambda[j]) }
+        return f
     }
 
     /// M = WW*ᵀ/d, Q = WWᵀ/d, P = W*W*ᵀ/d and a, measured from the current weights (one dsyrk).
@@ -231,11 +245,7 @@ final class TestSet {
                     inputs, Int32(d), network.weights + p * d, Int32(d), 0, fields, Int32(k))
         let sd = experiment.teacher.noiseVariance.squareRoot()
         var labels = [Double](repeating: 0, count: n)
-        for mu in 0..<n {
-            var y = sd * noise[mu]
-            for r in 0..<k { y += network.teacherWeights[r] * network.teacherActivation.value(fields[mu * k + r]) }
-            labels[mu] = y
-        }
+        for mu in 0..<n { labels[mu] = network.teacherOutput(fields + mu * k) + sd * noise[mu] }
         self.labels = labels
     }
 
@@ -251,9 +261,7 @@ final class TestSet {
                     inputs, Int32(d), network.weights, Int32(d), 0, fields, Int32(p))
         var sum = 0.0
         for mu in 0..<count {
-            var f = 0.0
-            for j in 0..<p { f += network.secondLayer[j] * network.studentActivation.value(fields[mu * p + j]) }
-            let e = labels[mu] - f
+            let e = labels[mu] - network.studentOutput(fields + mu * p)
             sum += e * e
         }
         return 0.5 * sum / Double(count)

@@ -30,8 +30,9 @@ public struct SimulationOptions: Sendable, Hashable {
             throw SpecError(field: "simulation.dimension", value: "\(dimension)",
                             reason: "must be an integer ≥ p + k + 1 = \(dMin)")
         }
-        guard dimension <= 1 << 30 else {
-            throw SpecError(field: "simulation.dimension", value: "\(dimension)", reason: "must be ≤ 2^30")
+        guard dimension <= (1 << 31 - 1) / (p + k) else {
+            throw SpecError(field: "simulation.dimension", value: "\(dimension)",
+                            reason: "must be ≤ (2^31 − 1)/(p + k) = \((1 << 31 - 1) / (p + k)) (BLAS uses 32-bit sizes)")
         }
         guard !times.isEmpty else {
             throw SpecError(field: "simulation.times", value: "[]", reason: "must list at least one time")

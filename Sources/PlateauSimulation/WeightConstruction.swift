@@ -115,18 +115,12 @@ enum WeightConstruction {
     /// A lower factor F with F Fᵀ = S (S symmetrised), treating pivots below 1e-10·`scale` as zero:
     /// the tolerance is absolute in the units of `scale` (e.g. Q's diagonal), so a Schur complement
     /// that is zero up to rounding (a student in the teacher span) factors to zero instead of failing.
+    /// PSD factor of a symmetrised S whose entries may vanish up to rounding relative to `scale`.
     static func factorPSD(_ S: Matrix, scale: Double) -> Matrix? {
         let n = S.rows
         var sym = S
         for i in 0..<n { for j in 0..<i { let m = 0.5 * (S[i, j] + S[j, i]); sym[i, j] = m; sym[j, i] = m } }
-        let sMax = maxDiagonal(sym)
-        let tiny = 1e-10 * max(scale, 1e-300)
-        if sMax <= tiny {
-            // Zero up to rounding, unless an off-diagonal entry says otherwise.
-            guard sym.values.allSatisfy({ abs($0) <= tiny.squareRoot() * max(scale, 1e-300).squareRoot() }) else { return nil }
-            return Matrix(rows: n, cols: n)
-        }
-        return sym.choleskyPSD(tolerance: max(1e-12, tiny / sMax))
+        return sym.choleskyPSD(tolerance: 1e-10, scale: scale)
     }
 
     static func maxDiagonal(_ S: Matrix) -> Double {

@@ -279,6 +279,14 @@ func experiment(p: Int, k: Int, P: Matrix? = nil, student: Activation = .erf, te
         #expect(r.message.contains("non-finite"))
         #expect(r.overlaps.count == r.times.count && r.times.count < times.count && r.times.count >= 1)
         #expect(r.overlaps.allSatisfy { $0.Q.allFinite && $0.M.allFinite })
+
+        // erf saturates, so an infinite weight must be caught through the fields themselves.
+        let net = try OnlineSGDNetwork(experiment(p: 2, k: 2), dimension: 10, seed: 1)
+        var w = net.student.weights
+        w[3] = .infinity
+        net.setStudent(weights: w, secondLayer: [1, 1])
+        #expect(!net.step())
+        #expect(net.stepCount == 0 && net.student.weights[3] == .infinity)
     }
 
     @Test func badInputIsRefusedWithFieldAndValue() throws {

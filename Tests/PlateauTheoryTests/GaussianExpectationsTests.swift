@@ -104,6 +104,11 @@ struct FieldLevels {
         levels = byColumn.keys.sorted().map { Level(column: $0, factors: byColumn[$0]!) }
     }
 
+    /// All factors (at this level or deeper) whose field has a non-zero coefficient on `column`.
+    func factors(involving column: Int) -> [Factor] {
+        levels.filter { $0.column >= column }.flatMap(\.factors).filter { L[$0.field][column] != 0 }
+    }
+
     /// Σ_{k<column} L[i][k] z[k]: the part of field i fixed by the outer coordinates.
     func partialField(_ i: Int, before column: Int, _ z: [Double]) -> Double {
         var m = 0.0
@@ -146,14 +151,15 @@ enum GSLSetup {
 /// when it completes a single factor, is integrated in closed form.
 final class NestedQuadrature {
     static let span = 12.0
-    static let epsabs = 1e-13
-    static let epsrel = 1e-12
+    let epsabs: Double
+    let epsrel: Double
     static let limit = 400
 
     private let fields: FieldLevels
     private var numeric: [FieldLevels.Level]
     private var innermost: (factor: Factor, column: Int)?
     private var z: [Double]
+    private var features: [[(factor: Factor, coefficient: Double, width: Double)]] = []
     private var workspaces: [UnsafeMutablePointer<gsl_integration_workspace>] = []
     private var thunks: [Thunk] = []
     /// GSL statuses other than success (must stay empty).
@@ -167,9 +173,18 @@ final class NestedQuadrature {
         init(_ owner: NestedQuadrature, _ level: Int) { self.owner = owner; self.level = level }
     }
 
-    init(_ covariance: [[Double]], _ factors: [Factor]) {
+    init(_ covariance: [[Double]], _ factors: [Factor], epsabs: Double = 1e-13, epsrel: Double = 1e-12) {
+        self.epsabs = epsabs
+        self.epsrel = epsrel
         _ = GSLSetup.handlerOff
-        let (C, f) = innermostLastOrder(covariance, factors)
+        // Constant factors (a linear slope) are dropped and the fields nothing else reads are
+        // marginalised away (a sub-covariance), so no level integrates φ(z) × 1.
+        let live = factors.filter { !($0.activation == .linear && $0.part == .slope) }
+        let used = Array(Set(live.map(\.field))).sorted()
+        let local = Dictionary(uniqueKeysWithValues: used.enumerated().map { ($1, $0) })
+        let marginal = used.map { i in used.map { j in covariance[i][j] } }
+        let (C, f) = innermostLastOrder(
+            marginal, live.map { Factor(field: local[$0.field]!, activation: $0.activation, part: $0.part) })
         fields = FieldLevels(C, f)
         numeric = fields.levels
         if let last = numeric.last, last.factors.count == 1 {
@@ -177,6 +192,21 @@ final class NestedQuadrature {
             numeric.removeLast()
         }
         z = [Double](repeating: 0, count: C.count)
+        // Every non-linear factor whose field involves a level's coordinate changes fastest around
+        // the point b where its field's outer part vanishes, over a width w: the conditional spread
+        // of the deeper coordinates plus the activation's own scale (0 for ReLU, 1 for erf), in
+        // units of this coordinate's coefficient. w = 0 (a ReLU completed at this level) is a
+        // kink: cut at b. A steep but smooth step (w ≪ 1: a nearly singular covariance or a large
+        // variance) gets a geometric mesh b ± w·4ʲ, so that no Kronrod rule sees it only from a
+        // distance and misses it.
+        features = numeric.map { level in
+            fields.factors(involving: level.column).filter { $0.activation != .linear }.map { f in
+                let L = fields.L[f.field]
+                var spread = f.activation == .erf ? 1.0 : 0.0
+                for k in (level.column + 1)..<L.count { spread += L[k] * L[k] }
+                return (f, L[level.column], spread.squareRoot() / abs(L[level.column]))
+            }
+        }
         for level in numeric.indices {
             workspaces.append(gsl_integration_workspace_alloc(Self.limit)!)
             thunks.append(Thunk(self, level))
@@ -203,10 +233,16 @@ final class NestedQuadrature {
     private func integrate(_ level: Int) -> Double {
         let column = numeric[level].column
         var cuts = [-Self.span, Self.span]
-        for f in numeric[level].factors where f.isKinked {
-            let b = -fields.partialField(f.field, before: column, z) / fields.L[f.field][column]
-            if abs(b) < Self.span { cuts.append(b) }
+        for (f, coefficient, w) in features[level] {
+            let b = -fields.partialField(f.field, before: column, z) / coefficient
+            cuts.append(b)
+            var step = w
+            while step > 0 && step < 0.25 {
+                cuts.append(b - step); cuts.append(b + step)
+                step *= 4
+            }
         }
+        cuts = cuts.filter { abs($0) <= Self.span }
         cuts.sort()
         var function = gsl_function(
             function: { x, params in
@@ -218,7 +254,7 @@ final class NestedQuadrature {
         for (a, b) in zip(cuts, cuts.dropFirst()) where b > a {
             var result = 0.0, abserr = 0.0
             let status = gsl_integration_qag(
-                &function, a, b, Self.epsabs, Self.epsrel, Self.limit, Int32(GSL_INTEG_GAUSS21),
+                &function, a, b, epsabs, epsrel, Self.limit, Int32(GSL_INTEG_GAUSS21),
                 workspaces[level], &result, &abserr)
             if status != GSL_SUCCESS {
                 failures.append("level \(level) on [\(a), \(b)]: \(String(cString: gsl_strerror(status))) (abserr \(abserr))")
@@ -445,5 +481,21 @@ struct GaussianExpectationsTests {
             #expect(error <= tolerance, "\(combo) [\(combo.route.rawValue)] on \(cov.name): library \(value), reference \(reference), |Δ| = \(error)")
         }
         print("[level 1] \(combo) [\(combo.route.rawValue)]: max |library − nested quadrature| = \(worst)")
+    }
+}
+
+@Suite struct TmpTiming {
+    @Test func timing() {
+        for combo in [Combo(shape: .quartic, acts: [.relu, .erf, .erf]), Combo(shape: .quartic, acts: [.relu, .relu, .relu])] {
+            for cov in CovarianceCase.all {
+              for eps in [1e-8, 1e-10] {
+                let C = combo.localCovariance(cov.C)
+                let t0 = Date()
+                let q = NestedQuadrature(C, combo.factors, epsabs: eps, epsrel: eps)
+                let v = q.run()
+                print("TIMING \(combo) \(cov.name) eps \(eps): \(Date().timeIntervalSince(t0)) s, evals \(q.evaluations), value \(v), fails \(q.failures.count)")
+              }
+            }
+        }
     }
 }
