@@ -28,7 +28,7 @@ test-long: setup
 	PLATEAU_LONG_TESTS=1 $(SWIFT) test $(TEST_FLAGS)
 
 bench: setup
-	cd Benchmarks && $(SWIFT) package benchmark
+	cd Benchmarks && $(SWIFT) package --scratch-path ../.build-bench benchmark
 
 clean:
 	rm -rf .build results

@@ -22,6 +22,15 @@ let package = Package(
             path: "SimulatorBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]),
         .executableTarget(
+            name: "TheoryBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "PlateauTheory", package: "Plateau"),
+                .product(name: "PlateauCore", package: "Plateau"),
+            ],
+            path: "TheoryBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]),
+        .executableTarget(
             name: "simulator-timing",
             dependencies: [
                 .product(name: "PlateauSimulation", package: "Plateau"),

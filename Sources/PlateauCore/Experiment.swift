@@ -91,8 +91,10 @@ public enum InitialCondition: Sendable, Hashable {
     /// their overlaps are exactly these.
     case overlaps(M: Matrix, Q: Matrix)
     /// Student rows i.i.d. N(0, scale²·I_d): Q ≈ scale²·I and M = O(scale/√d) at finite d; the
-    /// d = ∞ limit is M = 0, Q = scale²·I.
-    case random(scale: Double)
+    /// d = ∞ limit is M = 0, Q = scale²·I. With `seed`, every simulated replica starts from the
+    /// same teacher and initial student (drawn from this seed) and only the SGD noise differs;
+    /// without it each replica draws its own.
+    case random(scale: Double, seed: UInt64? = nil)
     /// Student rows orthogonal to the teacher span with self-overlap Q (M = 0 exactly).
     case orthogonal(Q: Matrix)
 }

@@ -55,7 +55,10 @@ extension Experiment {
         var initTree: [String: Any]
         switch initialization {
         case let .overlaps(M, Q): initTree = ["M": matrix(M), "Q": matrix(Q)]
-        case let .random(scale): initTree = ["random": ["scale": scale]]
+        case let .random(scale, seed):
+            var r: [String: Any] = ["scale": scale]
+            if let seed { r["seed"] = seed }
+            initTree = ["random": r]
         case let .orthogonal(Q): initTree = ["orthogonal": ["Q": matrix(Q)]]
         }
         var times: Any
@@ -111,7 +114,7 @@ extension Experiment {
       batchSize: 1
       weightDecay: 0.0
       time: 300                # horizon
-    init:                      # {M: .., Q: ..} | {random: {scale: 1}} | {orthogonal: {Q: ..}} | orthogonal
+    init:                      # {M: .., Q: ..} | {random: {scale: 1, seed: 7}} (seed optional) | {orthogonal: {Q: ..}}
       random: {scale: 1.0}
     output:
       times: {log: 40, start: 0.1}   # log | {log: N, start: t0} | {linear: N} | [t1, t2, ...]
@@ -318,8 +321,14 @@ struct SpecReader {
             try r.rejectUnknown(["random"])
             if m["random"] is String || m["random"] is NSNull { return .random(scale: 1) }
             let rr = try r.sub("random")!
-            try rr.rejectUnknown(["scale"])
-            return .random(scale: try rr.double("scale", default: 1))
+            try rr.rejectUnknown(["scale", "seed"])
+            var seed: UInt64?
+            if rr.map["seed"] != nil {
+                let s = try rr.int("seed")
+                guard s >= 0 else { throw SpecError(field: rr.field("seed"), value: "\(s)", reason: "must be an integer ≥ 0") }
+                seed = UInt64(s)
+            }
+            return .random(scale: try rr.double("scale", default: 1), seed: seed)
         }
         if m["orthogonal"] != nil {
             try r.rejectUnknown(["orthogonal"])

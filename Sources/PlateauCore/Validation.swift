@@ -78,7 +78,7 @@ extension Experiment {
                 throw SpecError(field: "init", value: "M = \(M), Q = \(Q)",
                                 reason: "the joint covariance [[Q, M], [Mᵀ, P]] of (λ, ν) must be positive semi-definite")
             }
-        case let .random(scale):
+        case let .random(scale, _):
             try finite(scale, "init.random.scale")
             guard scale > 0 else { throw SpecError(field: "init.random.scale", value: Experiment.format(scale), reason: "must be > 0") }
         case let .orthogonal(Q):

@@ -61,7 +61,8 @@ public final class OnlineSGDNetwork {
 
     /// Builds the teacher and the initial student from `seed` (validation is the caller's job; see
     /// `SimulationOptions.validate(for:)`). Streams: `SeedSequence.seed(master: seed, index: 0)` builds
-    /// the weights, index 1 draws the training batches.
+    /// the weights (from the spec's `init.random.seed` instead, when given: every replica then starts
+    /// from the same weights), index 1 draws the training batches.
     public init(_ experiment: Experiment, dimension d: Int, seed: UInt64) throws {
         _ = BLASSetup.singleThreaded
         let p = experiment.student.p, k = experiment.teacher.k, nb = experiment.training.batchSize
@@ -71,7 +72,9 @@ public final class OnlineSGDNetwork {
         self.k = k
         batchSize = nb
 
-        var constructionRNG = Xoshiro256PlusPlus(seed: SeedSequence.seed(master: seed, index: 0))
+        var weightSeed = seed
+        if case let .random(_, shared?) = experiment.initialization { weightSeed = shared }
+        var constructionRNG = Xoshiro256PlusPlus(seed: SeedSequence.seed(master: weightSeed, index: 0))
         let stacked = try WeightConstruction.stackedWeights(experiment, dimension: d, rng: &constructionRNG)
         rng = Xoshiro256PlusPlus(seed: SeedSequence.seed(master: seed, index: 1))
 

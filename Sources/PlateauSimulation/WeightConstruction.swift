@@ -75,7 +75,7 @@ enum WeightConstruction {
                 throw SpecError(field: "init.orthogonal.Q", value: Q.description, reason: "must be positive semi-definite")
             }
             B = factor
-        case let .random(scale):
+        case let .random(scale, _):
             stacked.withUnsafeMutableBufferPointer { buf in
                 let w = UnsafeMutableBufferPointer(rebasing: buf[0..<(p * d)])
                 rng.fillStandardNormal(w)

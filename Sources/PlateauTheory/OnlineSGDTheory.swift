@@ -77,7 +77,7 @@ public struct OnlineSGDTheory: Sendable {
         let P = experiment.teacher.covariance, a = experiment.student.secondLayer
         switch experiment.initialization {
         case let .overlaps(M, Q): return Overlaps(M: M, Q: Q, P: P, a: a)
-        case let .random(scale):
+        case let .random(scale, _):
             return Overlaps(M: Matrix(rows: p, cols: k), Q: (scale * scale) * .identity(p), P: P, a: a)
         case let .orthogonal(Q): return Overlaps(M: Matrix(rows: p, cols: k), Q: Q, P: P, a: a)
         }

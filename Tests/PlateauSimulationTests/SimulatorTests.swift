@@ -323,3 +323,19 @@ final class ProgressBox: @unchecked Sendable {
     func record(_ x: Double) { lock.lock(); storage.append(x); lock.unlock() }
     var values: [Double] { lock.lock(); defer { lock.unlock() }; return storage }
 }
+
+@Suite("Shared initial condition")
+struct SharedInitTests {
+    @Test("init.random.seed gives every replica the same start, and different SGD noise")
+    func sharedStart() throws {
+        let e = Experiment(teacher: TeacherSpec(k: 2), student: StudentSpec(p: 2),
+                           training: TrainingSpec(learningRate: 0.5, time: 1), initialization: .random(scale: 1, seed: 99))
+        let runs = try OnlineSGDSimulator.run(e, options: SimulationOptions(dimension: 200, times: [0, 1]), masterSeed: 5, count: 2)
+        #expect(runs[0].overlaps[0] == runs[1].overlaps[0])
+        #expect(runs[0].overlaps[1] != runs[1].overlaps[1])
+        var own = e
+        own.initialization = .random(scale: 1)
+        let separate = try OnlineSGDSimulator.run(own, options: SimulationOptions(dimension: 200, times: [0]), masterSeed: 5, count: 2)
+        #expect(separate[0].overlaps[0] != separate[1].overlaps[0])
+    }
+}
