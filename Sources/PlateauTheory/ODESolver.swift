@@ -81,9 +81,10 @@ private let gslRHS: @convention(c) (Double, UnsafePointer<Double>?, UnsafeMutabl
 }
 
 /// Integrates `problem` from y(t₀) = `initial` and records the state at each of `times`
-/// (sorted, ≥ t₀; the first may equal t₀).
+/// (sorted, ≥ t₀; the first may equal t₀). `progress` receives the fraction of the time span done
+/// after each output time.
 public func integrate(_ problem: ODEProblem, initial: [Double], from t0: Double = 0, times: [Double],
-                      options: ODEOptions = ODEOptions()) -> ODESolution {
+                      options: ODEOptions = ODEOptions(), progress: ((Double) -> Void)? = nil) -> ODESolution {
     _ = GSL.ready
     precondition(initial.count == problem.dimension)
     let box = RHSBox(problem)
@@ -98,10 +99,12 @@ public func integrate(_ problem: ODEProblem, initial: [Double], from t0: Double 
         solution.rhsEvaluations = box.evaluations
         return solution
     }
+    let span = max((times.last ?? t0) - t0, .leastNormalMagnitude)
     func record(_ time: Double) -> (TrajectoryStatus, String)? {
         if let bad = problem.check(y) { return bad }
         solution.times.append(time)
         solution.states.append(y)
+        progress?((time - t0) / span)
         return nil
     }
 

@@ -215,10 +215,10 @@ public struct OnlineSGDTheory: Sendable {
 
     /// Integrates from `start` and returns the curve at `times` (risk and the overlap observables),
     /// plus the integrator's report.
-    public func trajectory(from start: Overlaps, times: [Double], options: ODEOptions = ODEOptions())
-        -> (trajectory: Trajectory, solution: ODESolution)
+    public func trajectory(from start: Overlaps, times: [Double], options: ODEOptions = ODEOptions(),
+                           progress: ((Double) -> Void)? = nil) -> (trajectory: Trajectory, solution: ODESolution)
     {
-        let solution = integrate(problem, initial: state(of: start), times: times, options: options)
+        let solution = integrate(problem, initial: state(of: start), times: times, options: options, progress: progress)
         var trajectory = Trajectory.fromOverlaps(
             times: solution.times, overlaps: solution.states.map { overlaps(fromState: $0) }, risk: risk)
         if trajectory.observables.count == 1 { trajectory.observables = Trajectory.overlapObservables(p: p, k: k) }

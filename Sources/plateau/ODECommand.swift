@@ -22,8 +22,10 @@ struct ODECommand: ParsableCommand {
         let writer = try common.writer(default: "ode")
         let theory = OnlineSGDTheory(experiment, populationFlow: integrator.populationFlow)
         let start = Date()
+        let progress = Progress("ode", parts: 1, enabled: !common.quiet)
         let (trajectory, solution) = theory.trajectory(from: theory.initialOverlaps, times: experiment.recordTimes,
-                                                       options: integrator.options)
+                                                       options: integrator.options) { progress.update(part: 0, fraction: $0) }
+        progress.done()
         let seconds = Date().timeIntervalSince(start)
         let report: [String: Any] = [
             "plateau_version": PlateauVersion.string,
