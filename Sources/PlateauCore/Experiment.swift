@@ -49,14 +49,18 @@ public struct StudentSpec: Sendable, Hashable {
     public var trainSecondLayer: Bool
     /// η_a: the learning rate of the second layer, in the same time units (EQUATIONS.md §1).
     public var secondLayerLearningRate: Double
+    /// Spherical (normalised) student: after every step each row is rescaled to |w_j|² = d, so
+    /// Q_jj = 1 throughout (EQUATIONS.md §1.3).
+    public var spherical: Bool
 
     public init(p: Int, activation: Activation = .erf, secondLayer: [Double]? = nil,
-                trainSecondLayer: Bool = false, secondLayerLearningRate: Double = 0) {
+                trainSecondLayer: Bool = false, secondLayerLearningRate: Double = 0, spherical: Bool = false) {
         self.p = p
         self.activation = activation
         self.secondLayer = secondLayer ?? Array(repeating: 1, count: p)
         self.trainSecondLayer = trainSecondLayer
         self.secondLayerLearningRate = secondLayerLearningRate
+        self.spherical = spherical
     }
 }
 

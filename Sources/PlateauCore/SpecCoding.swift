@@ -75,7 +75,7 @@ extension Experiment {
             "student": [
                 "p": student.p, "activation": student.activation.name, "secondLayer": student.secondLayer,
                 "trainSecondLayer": student.trainSecondLayer,
-                "secondLayerLearningRate": student.secondLayerLearningRate,
+                "secondLayerLearningRate": student.secondLayerLearningRate, "spherical": student.spherical,
             ] as [String: Any],
             "training": [
                 "protocol": training.trainingProtocol.rawValue, "loss": training.loss.rawValue,
@@ -107,6 +107,7 @@ extension Experiment {
       secondLayer: [1, 1]      # a_j; a scalar means all equal
       trainSecondLayer: false
       secondLayerLearningRate: 0.5
+      spherical: false         # true: rows renormalised to |w_j|² = d after every step
     training:
       protocol: online         # online (t = steps/d)
       loss: square             # square | correlation
@@ -259,7 +260,7 @@ struct SpecReader {
             noiseVariance: try t.double("noise", default: 0))
         // Student
         let s = try sub("student")!
-        try s.rejectUnknown(["p", "activation", "secondLayer", "trainSecondLayer", "secondLayerLearningRate"])
+        try s.rejectUnknown(["p", "activation", "secondLayer", "trainSecondLayer", "secondLayerLearningRate", "spherical"])
         let p = try s.int("p")
         guard p >= 1, p <= 64 else { throw SpecError(field: s.field("p"), value: "\(p)", reason: "must be an integer in 1...64") }
         // Training (read before the student's defaults that refer to it)
@@ -281,7 +282,8 @@ struct SpecReader {
             p: p, activation: try s.activation("activation"),
             secondLayer: try s.vector("secondLayer", count: p, default: 1),
             trainSecondLayer: try s.bool("trainSecondLayer", default: false),
-            secondLayerLearningRate: try s.double("secondLayerLearningRate", default: eta))
+            secondLayerLearningRate: try s.double("secondLayerLearningRate", default: eta),
+            spherical: try s.bool("spherical", default: false))
         // Initial condition
         let initialization = try initialCondition(p: p, k: k)
         // Output

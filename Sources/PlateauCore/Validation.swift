@@ -85,6 +85,20 @@ extension Experiment {
             guard Q.rows == p, Q.cols == p else { throw SpecError(field: "init.orthogonal.Q", value: Q.description, reason: "must be p×p = \(p)×\(p)") }
             try symmetricPSD(Q, "init.orthogonal.Q")
         }
+        if student.spherical {
+            let q: Matrix? = {
+                switch initialization {
+                case let .overlaps(_, Q), let .orthogonal(Q): return Q
+                case .random: return nil
+                }
+            }()
+            if let q {
+                for j in 0..<p where abs(q[j, j] - 1) > 1e-12 {
+                    throw SpecError(field: "init.Q[\(j)][\(j)]", value: Experiment.format(q[j, j]),
+                                    reason: "must be 1 for a spherical student (|w_j|² = d)")
+                }
+            }
+        }
         switch output.times {
         case let .log(count, start):
             guard count >= 1, count <= 1_000_000 else { throw SpecError(field: "output.times.log", value: "\(count)", reason: "must be an integer in 1...1000000") }

@@ -78,7 +78,8 @@ public struct OnlineSGDTheory: Sendable {
         switch experiment.initialization {
         case let .overlaps(M, Q): return Overlaps(M: M, Q: Q, P: P, a: a)
         case let .random(scale, _):
-            return Overlaps(M: Matrix(rows: p, cols: k), Q: (scale * scale) * .identity(p), P: P, a: a)
+            let q = experiment.student.spherical ? 1 : scale * scale
+            return Overlaps(M: Matrix(rows: p, cols: k), Q: q * .identity(p), P: P, a: a)
         case let .orthogonal(Q): return Overlaps(M: Matrix(rows: p, cols: k), Q: Q, P: P, a: a)
         }
     }
@@ -122,6 +123,13 @@ public struct OnlineSGDTheory: Sendable {
             dQ[j, l] = v
             dQ[l, j] = v
         } }
+        if experiment.student.spherical {
+            // Renormalising every row to its current norm (EQUATIONS.md §1.3, continuum limit):
+            // dM_jr −= M_jr dQ_jj / (2Q_jj), dQ_jl −= Q_jl (dQ_jj/Q_jj + dQ_ll/Q_ll)/2, so dQ_jj = 0.
+            let rate = (0..<p).map { dQ[$0, $0] / o.Q[$0, $0] }
+            for j in 0..<p { for r in 0..<k { dM[j, r] -= 0.5 * o.M[j, r] * rate[j] } }
+            for j in 0..<p { for l in 0..<p { dQ[j, l] -= 0.5 * o.Q[j, l] * (rate[j] + rate[l]) } }
+        }
         let etaA = experiment.student.secondLayerLearningRate
         let da = trainsA ? t.aDrift.map { etaA * $0 } : Array(repeating: 0, count: p)
         return (dM, dQ, da)
