@@ -17,17 +17,18 @@ public struct ComparisonRun: Sendable {
     public var report: AgreementReport
 
     /// - Parameters:
-    ///   - theoryModel: the d = ∞ model (defaults to `OnlineSGDTheory(experiment)`); a different
+    ///   - theoryModel: the model the simulation is compared with (defaults to the ODE,
+    ///     `OnlineSGDTheory(experiment)`; `OnlineSGDMap` for the exact one-step map); a different
     ///     model (e.g. a deliberately wrong learning rate) is how negative controls are built.
     public static func run(_ experiment: Experiment, dimension: Int, seeds: Int, masterSeed: UInt64,
-                           testSetSize: Int = 0, theoryModel: OnlineSGDTheory? = nil,
+                           testSetSize: Int = 0, theoryModel: (any OnlineTheoryModel)? = nil,
                            odeOptions: ODEOptions = ODEOptions(),
                            criterion: AgreementCriterion = AgreementCriterion(),
                            progress: (@Sendable (Double) -> Void)? = nil) throws -> ComparisonRun {
         let options = SimulationOptions(dimension: dimension, times: experiment.recordTimes, testSetSize: testSetSize)
         let results = try OnlineSGDSimulator.run(experiment, options: options, masterSeed: masterSeed, count: seeds,
                                                  progress: progress)
-        let model = theoryModel ?? OnlineSGDTheory(experiment)
+        let model: any OnlineTheoryModel = theoryModel ?? OnlineSGDTheory(experiment)
         // The risk of the measured overlaps is the theory's own function of the overlaps.
         let scorer = OnlineSGDTheory(experiment)
         let simulation = results.map { $0.trajectory(risk: scorer.risk) }
@@ -35,7 +36,7 @@ public struct ComparisonRun: Sendable {
         DispatchQueue.concurrentPerform(iterations: results.count) { i in
             let r = results[i]
             slots.set(i, r.overlaps.isEmpty ? Trajectory(observables: simulation[i].observables)
-                      : model.trajectory(from: r.overlaps[0], times: r.times, options: odeOptions).trajectory)
+                      : model.curve(from: r.overlaps[0], times: r.times, options: odeOptions))
         }
         let theory = slots.values
         let report = Agreement.compare(theory: theory, simulation: simulation, dimension: dimension, criterion: criterion)

@@ -58,6 +58,8 @@ public final class OnlineSGDNetwork {
     let secondLayerScale: Double
     /// 1 − ηκ/d.
     let decay: Double
+    /// Rows renormalised to |w_j|² = d after every step (and at the start).
+    let spherical: Bool
 
     /// Builds the teacher and the initial student from `seed` (validation is the caller's job; see
     /// `SimulationOptions.validate(for:)`). Streams: `SeedSequence.seed(master: seed, index: 0)` builds
@@ -107,6 +109,18 @@ public final class OnlineSGDNetwork {
         firstLayerScale = eta / (Double(nb) * Double(d).squareRoot())
         secondLayerScale = experiment.student.secondLayerLearningRate / (Double(nb) * Double(d))
         decay = 1 - eta * experiment.training.weightDecay / Double(d)
+        spherical = experiment.student.spherical
+        if spherical { normaliseRows() }
+    }
+
+    /// Rescales every student row to |w_j|² = d (EQUATIONS.md §1.3).
+    func normaliseRows() {
+        let d32 = Int32(dimension)
+        for j in 0..<p {
+            let row = weights + j * dimension
+            let norm2 = cblas_ddot(d32, row, 1, row, 1)
+            if norm2 > 0 { cblas_dscal(d32, (Double(dimension) / norm2).squareRoot(), row, 1) }
+        }
     }
 
     deinit {
@@ -169,6 +183,7 @@ public final class OnlineSGDNetwork {
                         coefficients, Int32(p), batch, d32, decay, weights, d32)
         }
         if trainA { for j in 0..<p { a[j] += secondLayerScale * grad[j] } }
+        if spherical { normaliseRows() }
         stepCount += 1
         return true
     }

@@ -121,6 +121,7 @@ public struct GaussianExpectations: Sendable {
     public static func quarticRoute(_ s: Activation, _ f: Activation, _ g: Activation) -> ExpectationRoute {
         if s == .linear { return .stein }
         if s == .erf && f == .erf && g == .erf { return .closedForm }
+        if s == .relu && f == .relu && g == .relu { return .closedForm }
         return .quadrature
     }
 
@@ -224,9 +225,18 @@ public struct GaussianExpectations: Sendable {
     }
 
     /// E[s'(u₁) s'(u₂) f(u₃) g(u₄)].
+    ///
+    /// s = f = g = ReLU, E[θ(u₁) θ(u₂) relu(u₃) relu(u₄)], is exact (`ReLUExpectations`): Stein's
+    /// identity twice reduces it to the four-field orthant probability plus closed-form bivariate
+    /// orthant terms, and that orthant probability is a one-dimensional adaptive integral
+    /// (Plackett's reduction, GSL qag to ~10⁻¹⁴); coincident fields (u₁ ≡ u₂) drop to the
+    /// elementary three-field form.
     public func quartic(_ s: Activation, _ f: Activation, _ g: Activation, _ C: FieldCovariance) -> Double {
         if s == .linear {
             return pair(f, g, FieldCovariance(2, upper: [C[2, 2], C[2, 3], C[3, 3]]))
+        }
+        if s == .relu && f == .relu && g == .relu {
+            return ReLUExpectations.slopeSlopeReluRelu(C)
         }
         if s == .erf && f == .erf && g == .erf {
             let c11 = C[0, 0], c12 = C[0, 1], c13 = C[0, 2], c14 = C[0, 3]

@@ -39,6 +39,8 @@ public struct ODESolution: Sendable {
     public var message: String = ""
     public var rhsEvaluations: Int = 0
     public var steps: Int = 0
+
+    public init() {}
 }
 
 /// An autonomous-or-not ODE y' = f(t, y). `rhs` writes f into its last argument; it may throw

@@ -18,15 +18,18 @@ import PlateauCore
 ///
 /// The cost of a step does not depend on d, so the map runs at d = 2³² as easily as at d = 100;
 /// the number of steps is t·d. Its continuum limit (η n_b/d → 0) is `OnlineSGDTheory`'s ODE.
-public struct OnlineSGDMap: Sendable {
+public struct OnlineSGDMap: OnlineTheoryModel, Sendable {
     public let theory: OnlineSGDTheory
     /// The input dimension d (a real number: the map only needs d as a scale).
     public let dimension: Double
+    /// Keep the squared-population-gradient term (false only for studies and negative controls).
+    public let squaredPopulationGradient: Bool
 
-    public init(_ theory: OnlineSGDTheory, dimension: Double) {
+    public init(_ theory: OnlineSGDTheory, dimension: Double, squaredPopulationGradient: Bool = true) {
         precondition(dimension > 0)
         self.theory = theory
         self.dimension = dimension
+        self.squaredPopulationGradient = squaredPopulationGradient
     }
 
     var experiment: Experiment { theory.experiment }
@@ -38,18 +41,7 @@ public struct OnlineSGDMap: Sendable {
         let shrink = 1 - eta * e.training.weightDecay / d
         let t = theory.expectationTerms(o)
         let a = o.a
-        // Squared population gradient: G_jl = [Ψ P⁻¹ Ψᵀ + Φ⊥ Q⊥⁻¹ Φ⊥ᵀ]_jl (unit-free, before a_j a_l).
-        var G = Matrix(rows: p, cols: p)
-        if nb > 1 {
-            let Pinv = GSL.symmetricPseudoInverse(o.P)
-            let MPinv = o.M * Pinv
-            let qPerp = o.Q - MPinv * o.M.transposed
-            // Projection of gradient j on the part of student l orthogonal to the teacher span:
-            // Φ⊥_jl = Φ_jl − (Ψ P⁻¹ Mᵀ)_jl. (EQUATIONS.md writes Φ − M P⁻¹ Ψᵀ, its transpose; the
-            // simulator at n_b = d decides: see OnlineSGDMapTests.)
-            let phiPerp = t.phi - t.psi * Pinv * o.M.transposed
-            G = t.psi * Pinv * t.psi.transposed + phiPerp * GSL.symmetricPseudoInverse(qPerp) * phiPerp.transposed
-        }
+        let G = nb > 1 && squaredPopulationGradient ? Self.squaredPopulationGradient(o, psi: t.psi, phi: t.phi) : Matrix(rows: p, cols: p)
         var M = Matrix(rows: p, cols: k), Q = Matrix(rows: p, cols: p)
         for j in 0..<p { for r in 0..<k {
             M[j, r] = shrink * o.M[j, r] + eta / d * a[j] * t.psi[j, r]
@@ -72,6 +64,19 @@ public struct OnlineSGDMap: Sendable {
             for j in 0..<p { for l in 0..<p { Q[j, l] *= scale[j] * scale[l] } }
         }
         return Overlaps(M: M, Q: Q, P: o.P, a: newA)
+    }
+
+    /// G_jl = v_j · v_l with v_j = E[σ'(λ_j) D x] the population gradient direction of unit j (before
+    /// the factor a_j): [Ψ P⁻¹ Ψᵀ + Φ⊥ Q⊥⁻¹ Φ⊥ᵀ]_jl, Q⊥ = Q − M P⁻¹ Mᵀ. v_j lies in the span of the
+    /// teacher and student rows; Ψ_jr = v_j·w*_r/√d and Φ_jl = v_j·w_l/√d are its projections.
+    static func squaredPopulationGradient(_ o: Overlaps, psi: Matrix, phi: Matrix) -> Matrix {
+        let Pinv = GSL.symmetricPseudoInverse(o.P)
+        let qPerp = o.Q - o.M * Pinv * o.M.transposed
+        // Projection of gradient j on the part of student l orthogonal to the teacher span:
+        // Φ⊥_jl = Φ_jl − (Ψ P⁻¹ Mᵀ)_jl. (EQUATIONS.md writes Φ − M P⁻¹ Ψᵀ, its transpose, which
+        // differs when Ψ P⁻¹ Mᵀ is not symmetric: OnlineSGDMapTests measures v_j·v_l by Monte Carlo.)
+        let phiPerp = phi - psi * Pinv * o.M.transposed
+        return psi * Pinv * psi.transposed + phiPerp * GSL.symmetricPseudoInverse(qPerp) * phiPerp.transposed
     }
 
     /// Iterates the map from `start` and records the curve at `times` (t = steps/d; each time is
@@ -104,5 +109,9 @@ public struct OnlineSGDMap: Sendable {
         }
         out.message = "exact one-step map at d = \(dimension)"
         return out
+    }
+
+    public func curve(from start: Overlaps, times: [Double], options: ODEOptions) -> Trajectory {
+        trajectory(from: start, times: times)
     }
 }

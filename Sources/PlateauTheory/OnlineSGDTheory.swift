@@ -11,7 +11,14 @@ import PlateauCore
 /// with Ψ_jr = E[σ'(λ_j) ν_r D], Φ_jl = E[σ'(λ_j) λ_l D], Ξ_jl = E[σ'(λ_j) σ'(λ_l) D²] (D² includes Δ),
 /// D = y − f (square loss) or D = y (correlation loss). The population-gradient-flow variant drops
 /// the η² term. Population risk R = ½E[(g(ν) − f(λ))²] + Δ/2.
-public struct OnlineSGDTheory: Sendable {
+/// A d = ∞ (or exact-map) model of online SGD that turns a start into a curve on t = steps/d:
+/// the ODE (`OnlineSGDTheory`) or the exact one-step map (`OnlineSGDMap`).
+public protocol OnlineTheoryModel: Sendable {
+    /// The curve from `start` at `times`, with status and message when it ends early.
+    func curve(from start: Overlaps, times: [Double], options: ODEOptions) -> Trajectory
+}
+
+public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
     public let experiment: Experiment
     public let expectations: GaussianExpectations
     /// Drop the (η²/n_b)Ξ term (gradient flow on the population loss).
@@ -233,5 +240,9 @@ public struct OnlineSGDTheory: Sendable {
         trajectory.status = solution.status
         trajectory.message = solution.message
         return (trajectory, solution)
+    }
+
+    public func curve(from start: Overlaps, times: [Double], options: ODEOptions) -> Trajectory {
+        trajectory(from: start, times: times, options: options).trajectory
     }
 }

@@ -30,6 +30,9 @@ struct CompareCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Several dimensions, comma-separated, for the finite-size scaling fit (overrides --dimension).", valueName: "d1,d2,..."))
     var dimensions: String?
 
+    @Option(name: .long, help: "The theory to compare with: ode (d = ∞ ODE) or map (the exact one-step map at the simulated d, EQUATIONS.md §1.2: right for any batch size, including n_b ∝ d).")
+    var model: TheoryModelChoice = .ode
+
     @Option(name: .long, help: "Family-wise false-alarm probability of the agreement verdicts.")
     var alpha: Double = 0.01
 
@@ -82,6 +85,7 @@ struct CompareCommand: ParsableCommand {
             "master_seed": common.seed,
             "risk_definition": "½E[(g − f)²] + Δ/2 (population risk including label noise)",
             "time_axis": "t = SGD steps / d",
+            "theory_model": model.rawValue,
             "criterion": ["familywise_alpha": alpha, "finite_size_allowance_b": allowance,
                           "integrator_tolerance": criterion.integratorTolerance] as [String: Any],
             "dimensions": perDimension,
@@ -113,7 +117,8 @@ struct CompareCommand: ParsableCommand {
         let run: ComparisonRun
         do {
             run = try ComparisonRun.run(experiment, dimension: d, seeds: simulation.seeds, masterSeed: common.seed,
-                                        testSetSize: simulation.testSet, theoryModel: theory,
+                                        testSetSize: simulation.testSet,
+                                        theoryModel: model == .ode ? theory : OnlineSGDMap(theory, dimension: Double(d)),
                                         odeOptions: integrator.options, criterion: criterion) {
                 progress.update(part: 0, fraction: $0)
             }
@@ -172,3 +177,5 @@ struct CompareCommand: ParsableCommand {
         return (report, record)
     }
 }
+
+enum TheoryModelChoice: String, ExpressibleByArgument, CaseIterable { case ode, map }

@@ -17,14 +17,34 @@ struct ODECommand: ParsableCommand {
     @OptionGroup var common: SpecOptions
     @OptionGroup var integrator: IntegratorOptions
 
+    @Option(name: .customLong("map-dimension"), help: ArgumentHelp("Iterate the exact one-step map (EQUATIONS.md §1.2) at this dimension d instead of integrating the ODE (any d, e.g. 4294967296; t·d steps, none of them costs anything that grows with d).", valueName: "d"))
+    var mapDimension: Int?
+
+    func validate() throws {
+        if let mapDimension, mapDimension < 1 {
+            throw ValidationError("--map-dimension must be an integer ≥ 1 (got \(mapDimension))")
+        }
+    }
+
     func run() throws {
         let experiment = try common.experiment()
         let writer = try common.writer(default: "ode")
         let theory = OnlineSGDTheory(experiment, populationFlow: integrator.populationFlow)
         let start = Date()
-        let progress = Progress("ode", parts: 1, enabled: !common.quiet)
-        let (trajectory, solution) = theory.trajectory(from: theory.initialOverlaps, times: experiment.recordTimes,
+        let progress = Progress(mapDimension == nil ? "ode" : "map", parts: 1, enabled: !common.quiet)
+        var (trajectory, solution) = (Trajectory(observables: []), ODESolution())
+        if let mapDimension {
+            let times = OnlineTime.realisedTimes(experiment.recordTimes, dimension: mapDimension)
+            trajectory = OnlineSGDMap(theory, dimension: Double(mapDimension)).trajectory(from: theory.initialOverlaps, times: times) {
+                progress.update(part: 0, fraction: $0)
+            }
+            solution.status = trajectory.status
+            solution.message = trajectory.message
+            solution.steps = OnlineTime.step(at: trajectory.times.last ?? 0, dimension: mapDimension)
+        } else {
+            (trajectory, solution) = theory.trajectory(from: theory.initialOverlaps, times: experiment.recordTimes,
                                                        options: integrator.options) { progress.update(part: 0, fraction: $0) }
+        }
         progress.done()
         let seconds = Date().timeIntervalSince(start)
         let report: [String: Any] = [
@@ -34,7 +54,8 @@ struct ODECommand: ParsableCommand {
             "risk_definition": "½E[(g − f)²] + Δ/2 (population risk including label noise)",
             "time_axis": "t = SGD steps / d",
             "integrator": [
-                "method": integrator.method.rawValue, "rtol": integrator.rtol, "atol": integrator.atol,
+                "method": mapDimension == nil ? integrator.method.rawValue : "exact one-step map",
+                "map_dimension": mapDimension.map(Double.init) ?? Double.infinity, "rtol": integrator.rtol, "atol": integrator.atol,
                 "euler_step": integrator.eulerStep, "population_flow": integrator.populationFlow,
                 "status": solution.status.rawValue, "message": solution.message,
                 "rhs_evaluations": solution.rhsEvaluations, "steps": solution.steps, "seconds": seconds,

@@ -1,0 +1,296 @@
+import Foundation
+internal import CGSL
+
+/// Exact Gaussian expectations with ReLU steps that have no elementary closed form in four
+/// fields: the orthant probability P(u₁ > 0, …, u₄ > 0) and the quartic
+/// E[θ(u₁) θ(u₂) relu(u₃) relu(u₄)] of the online-SGD noise term (θ = 1{x > 0}, the derivative
+/// of relu = max(0, x) as in `Activation`).
+///
+/// Everything is done in correlation units, zᵢ = uᵢ/√Cᵢᵢ: θ(uᵢ) = θ(zᵢ) and
+/// relu(uᵢ) = √Cᵢᵢ relu(zᵢ), and relu(z) = z·θ(z), so with A = {z₁, …, z₄ > 0}
+///
+///     E[θ(u₁) θ(u₂) relu(u₃) relu(u₄)] = √(C₃₃C₄₄) · E[z₃ z₄ 1_A].
+///
+/// **Stein reduction.** E[z_a G(z)] = Σₖ R_ak E[∂ₖG] with G = z_b 1_A gives
+///
+///     E[z_a z_b 1_A] = R_ab P(A) + Σ_{k≠b} R_ak φ(0) E[z_b 1{z_l > 0, l ≠ k} | z_k = 0]
+///
+/// (the k = b term vanishes, z_b δ(z_b) = 0). Given z_k = 0 the other fields y are Gaussian with
+/// covariance S = R − R_{·k} R_{k·}, and Stein once more gives the truncated first moment
+///
+///     E[y_b 1{y > 0}] = Σ_j S_bj φ(0)/√S_jj · P(the rest > 0 | y_j = 0),
+///
+/// so with φ(0)² / √S_jj = φ₂(0, 0; R_kj) = 1/(2π√(1 − R_kj²)):
+///
+///     E[z_a z_b 1_A] = R_ab P_m + Σ_{k≠b} R_ak Σ_{j≠k} S⁽ᵏ⁾_bj / (2π√(1 − R_kj²)) · Q_kj,
+///
+/// with Q_kj = P(remaining m − 2 fields > 0 | z_k = z_j = 0): 1, ½, or ¼ + asin(ρ_kj)/(2π) where
+/// ρ_kj is the correlation of the remaining pair given z_k = z_j = 0 (m fields after merging).
+///
+/// **Orthant probabilities.** P₁ = ½, P₂ = ¼ + asin ρ/(2π), P₃ = ⅛ + Σ asin ρᵢⱼ/(4π) (Sheppard);
+/// P₄ by Plackett's reduction ∂P/∂ρᵢⱼ = φ₂(0, 0; ρᵢⱼ) · P(z_k > 0, z_l > 0 | zᵢ = zⱼ = 0),
+/// integrated along R(τ) = I + τ(R − I) from P(I) = 1/16: a one-dimensional adaptive integral
+/// (GSL qag, 21-point Gauss–Kronrod) in s with τ = 1 − s², which removes the square-root endpoint
+/// behaviour of a nearly singular R. R(τ) is positive definite for τ < 1, so the integrand never
+/// sees a singular conditional covariance except at the endpoint, which Gauss–Kronrod never samples.
+///
+/// **Degenerate fields.** A zero-variance field gives 0 (θ(0) = 0 and relu(0) = 0, as in
+/// `Activation`). Fields with correlation ≥ 1 − `coincidence` are merged (θ(z)² = θ(z)), so
+/// u₁ ≡ u₂ (the diagonal of the ODE's Ξ) is an exact three-field problem; correlation
+/// ≤ −(1 − `coincidence`) empties the orthant (result 0). Four distinct fields of rank 2 (all in
+/// one plane) are done in polar coordinates: A is a sector [α, β] and
+/// E[z_a z_b 1_A] = (1/π) ∫_α^β cos(φ − φ_a) cos(φ − φ_b) dφ. In rank 3 a conditional variance of
+/// the remaining pair can vanish (zₚ in the span of z_k, z_j); its correlation is then taken as 0,
+/// the limit along R + εI (the symmetric mollification of θ), which is what makes the sum of terms
+/// continuous there.
+public enum ReLUExpectations {
+    /// Correlations within this of ±1 are treated as identical (anti-identical) fields. The value
+    /// moves by O(√(1 − ρ)) across the merge, i.e. ≲ 10⁻⁶ here.
+    public static let coincidence = 1e-12
+    /// A conditional variance (correlation units) at or below this is treated as exactly zero.
+    static let zeroConditionalVariance = 1e-14
+    /// Four distinct fields whose third pivoted-Cholesky pivot is at or below this are taken as
+    /// rank 2 (the polar route).
+    static let rankTwoPivot = 1e-12
+
+    static let epsabs = 1e-14
+    static let epsrel = 1e-12
+    static let limit = 64
+
+    // MARK: Public entry points
+
+    /// P(u₁ > 0, …, u_n > 0) for zero-mean Gaussian fields with covariance `C` (n ≤ 4). A
+    /// zero-variance field gives 0 (θ(0) = 0); NaN or a negative variance gives NaN.
+    public static func orthantProbability(_ C: FieldCovariance) -> Double {
+        switch reduce(C) {
+        case .undefined: return .nan
+        case .empty: return 0
+        case .fields(let R, _, _): return orthant(R)
+        }
+    }
+
+    /// E[θ(u₁) θ(u₂) relu(u₃) relu(u₄)] for zero-mean Gaussian fields with covariance `C`
+    /// (count 4), exact up to the ~10⁻¹³ tolerance of the orthant integral.
+    public static func slopeSlopeReluRelu(_ C: FieldCovariance) -> Double {
+        precondition(C.count == 4, "slopeSlopeReluRelu needs four fields")
+        switch reduce(C) {
+        case .undefined: return .nan
+        case .empty: return 0
+        case .fields(let R, let group, let scale):
+            return scale[2] * scale[3] * truncatedSecondMoment(R, group[2], group[3])
+        }
+    }
+
+    // MARK: Correlation matrices
+
+    /// A symmetric correlation matrix of n ≤ 4 fields, stored without heap allocation.
+    struct Correlation {
+        var n: Int
+        var r = SIMD16<Double>(repeating: 0)
+
+        init(_ n: Int) {
+            self.n = n
+            for i in 0..<n { r[i * 5] = 1 }
+        }
+
+        subscript(i: Int, j: Int) -> Double {
+            get { r[i * 4 + j] }
+            set { r[i * 4 + j] = newValue; r[j * 4 + i] = newValue }
+        }
+
+        /// From a list of upper-triangle entries (tests).
+        init(_ n: Int, upper: [Double]) {
+            self.init(n)
+            var idx = 0
+            for i in 0..<n { for j in i..<n { if i != j { self[i, j] = upper[idx] }; idx += 1 } }
+        }
+    }
+
+    enum Reduction {
+        /// Non-finite input or a negative variance.
+        case undefined
+        /// The orthant is empty (a zero-variance field, or two anti-identical fields).
+        case empty
+        /// Distinct fields: their correlations, the group of each input field, its √Cᵢᵢ.
+        case fields(Correlation, group: SIMD4<Int>, scale: SIMD4<Double>)
+    }
+
+    /// Normalises to correlations and merges coincident fields.
+    static func reduce(_ C: FieldCovariance) -> Reduction {
+        let n = C.count
+        for i in 0..<n { for j in i..<n where !C[i, j].isFinite { return .undefined } }
+        var scale = SIMD4<Double>(repeating: 0)
+        for i in 0..<n {
+            let c = C[i, i]
+            if c < 0 { return .undefined }
+            if c == 0 { return .empty }
+            scale[i] = c.squareRoot()
+        }
+        func rho(_ i: Int, _ j: Int) -> Double { max(-1, min(1, C[i, j] / (scale[i] * scale[j]))) }
+        for i in 0..<n { for j in (i + 1)..<n where rho(i, j) <= -(1 - coincidence) { return .empty } }
+        var group = SIMD4<Int>(repeating: 0)
+        var representative = SIMD4<Int>(repeating: 0)
+        var m = 0
+        for i in 0..<n {
+            var g = -1
+            for q in 0..<m where rho(i, representative[q]) >= 1 - coincidence { g = q; break }
+            if g < 0 {
+                representative[m] = i
+                g = m
+                m += 1
+            }
+            group[i] = g
+        }
+        var R = Correlation(m)
+        for p in 0..<m { for q in (p + 1)..<m { R[p, q] = rho(representative[p], representative[q]) } }
+        return .fields(R, group: group, scale: scale)
+    }
+
+    // MARK: Orthant probabilities
+
+    static let twoPi = 2 * Double.pi
+
+    /// P(z > 0) for distinct fields (|ρ| < 1 − coincidence).
+    static func orthant(_ R: Correlation) -> Double {
+        switch R.n {
+        case 1: return 0.5
+        case 2: return 0.25 + asin(R[0, 1]) / twoPi
+        case 3: return 0.125 + (asin(R[0, 1]) + asin(R[0, 2]) + asin(R[1, 2])) / (2 * twoPi)
+        default: return plackettOrthant4(R)
+        }
+    }
+
+    /// The six ways of splitting four fields into a conditioning pair (i, j) and its complement.
+    static let pairs: [(Int, Int, Int, Int)] = [(0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2), (2, 3, 0, 1)]
+
+    /// Correlation of (z_k, z_l) given zᵢ = zⱼ = 0 under R(τ) (off-diagonal entries scaled by τ);
+    /// 0 when either conditional variance vanishes (the R + εI limit).
+    @inline(__always)
+    static func conditionalCorrelation(_ R: Correlation, _ tau: Double, _ i: Int, _ j: Int, _ k: Int, _ l: Int) -> Double {
+        let r = tau * R[i, j]
+        let d = (1 - r) * (1 + r)
+        let ki = tau * R[k, i], kj = tau * R[k, j], li = tau * R[l, i], lj = tau * R[l, j]
+        // Sequential conditioning: first on zᵢ, then on zⱼ's residual (variance d).
+        let kRes = kj - r * ki, lRes = lj - r * li
+        let vk = (1 - ki) * (1 + ki) - kRes * kRes / d
+        let vl = (1 - li) * (1 + li) - lRes * lRes / d
+        if vk <= zeroConditionalVariance || vl <= zeroConditionalVariance { return 0 }
+        let c = tau * R[k, l] - ki * li - kRes * lRes / d
+        return max(-1, min(1, c / (vk * vl).squareRoot()))
+    }
+
+    /// The four-field orthant probability by Plackett's reduction (see the type's documentation).
+    static func plackettOrthant4(_ R: Correlation) -> Double {
+        precondition(R.n == 4)
+        let value = adaptiveIntegral(0, 1) { s in
+            let s2 = s * s
+            let tau = 1 - s2
+            var sum = 0.0
+            for (i, j, k, l) in pairs {
+                let rho = R[i, j]
+                if rho == 0 { continue }
+                // 1 − τ²ρ² = (1 − τρ)(1 + τρ), with 1 − τρ = (1 − ρ) + ρs² kept accurate near ρ → 1.
+                let d = ((1 - rho) + rho * s2) * ((1 + rho) - rho * s2)
+                let q = 0.25 + asin(conditionalCorrelation(R, tau, i, j, k, l)) / twoPi
+                sum += rho / d.squareRoot() * q
+            }
+            return 2 * s * sum / twoPi
+        }
+        return 0.0625 + value
+    }
+
+    // MARK: Truncated second moment
+
+    /// E[z_a z_b 1{z > 0}] for m ≤ 4 distinct unit-variance fields with correlations R.
+    static func truncatedSecondMoment(_ R: Correlation, _ a: Int, _ b: Int) -> Double {
+        let m = R.n
+        if m == 1 { return 0.5 }
+        if m == 4, let polar = rankTwoSecondMoment(R, a, b) { return polar }
+        var total = R[a, b] * orthant(R)
+        for k in 0..<m where k != b {
+            let rak = R[a, k]
+            if rak == 0 { continue }
+            var inner = 0.0
+            for j in 0..<m where j != k {
+                let rjk = R[j, k]
+                // S⁽ᵏ⁾_bj = R_bj − R_bk R_jk (the variance (1 − R_bk)(1 + R_bk) when j = b).
+                let sbj = j == b ? (1 - rjk) * (1 + rjk) : R[b, j] - R[b, k] * rjk
+                if sbj == 0 { continue }
+                let q: Double
+                switch m {
+                case 2: q = 1
+                case 3: q = 0.5
+                default:
+                    var rest = (0, 0), c = 0
+                    for l in 0..<4 where l != k && l != j {
+                        if c == 0 { rest.0 = l } else { rest.1 = l }
+                        c += 1
+                    }
+                    q = 0.25 + asin(conditionalCorrelation(R, 1, k, j, rest.0, rest.1)) / twoPi
+                }
+                inner += sbj / ((1 - rjk) * (1 + rjk)).squareRoot() * q
+            }
+            total += rak * inner / twoPi
+        }
+        return total
+    }
+
+    /// Four distinct fields spanning a plane: z = L w with w ~ N(0, I₂), each row of L a unit
+    /// vector at angle φᵢ; A is the sector where cos(φ − φᵢ) > 0 for all i. Nil if the rank is 3
+    /// or more.
+    static func rankTwoSecondMoment(_ R: Correlation, _ a: Int, _ b: Int) -> Double? {
+        // Pivoted Cholesky: first pivot field 0, second the largest residual.
+        var residual = SIMD4<Double>(repeating: 0)
+        var second = 0
+        for i in 0..<4 {
+            residual[i] = (1 - R[i, 0]) * (1 + R[i, 0])
+            if residual[i] > residual[second] { second = i }
+        }
+        let pivot = residual[second]
+        guard pivot > 0 else { return nil }
+        var angle = SIMD4<Double>(repeating: 0)
+        var third = 0.0
+        for i in 0..<4 {
+            let y = (R[i, second] - R[i, 0] * R[second, 0]) / pivot.squareRoot()
+            third = max(third, residual[i] - y * y)
+            angle[i] = atan2(y, R[i, 0])
+        }
+        guard third <= rankTwoPivot else { return nil }
+        // Angles relative to field 0 (which is at angle 0); the sector lies in (−π/2, π/2).
+        var lo = -Double.pi / 2, hi = Double.pi / 2
+        for i in 1..<4 {
+            lo = max(lo, angle[i] - Double.pi / 2)
+            hi = min(hi, angle[i] + Double.pi / 2)
+        }
+        if hi <= lo { return 0 }
+        // ∫ cos(φ − φa) cos(φ − φb) dφ = ½[(β − α) cos(φa − φb) + ½(sin(2β − φa − φb) − sin(2α − φa − φb))].
+        let sumAngle = angle[a] + angle[b]
+        let integral = 0.5 * ((hi - lo) * cos(angle[a] - angle[b]) + 0.5 * (sin(2 * hi - sumAngle) - sin(2 * lo - sumAngle)))
+        return integral / Double.pi
+    }
+
+    // MARK: GSL adaptive quadrature
+
+    private final class IntegrandBox {
+        let f: (Double) -> Double
+        init(_ f: @escaping (Double) -> Double) { self.f = f }
+    }
+
+    private static let trampoline: @convention(c) (Double, UnsafeMutableRawPointer?) -> Double = { x, context in
+        Unmanaged<IntegrandBox>.fromOpaque(context!).takeUnretainedValue().f(x)
+    }
+
+    /// ∫_a^b f by GSL qag (21-point Gauss–Kronrod, adaptive bisection). A GSL status other than
+    /// success (round-off limiting the tolerance) still leaves the best estimate, which is returned.
+    static func adaptiveIntegral(_ a: Double, _ b: Double, _ f: @escaping (Double) -> Double) -> Double {
+        _ = GSL.ready
+        guard let workspace = gsl_integration_workspace_alloc(limit) else { return .nan }
+        defer { gsl_integration_workspace_free(workspace) }
+        let box = Unmanaged.passRetained(IntegrandBox(f))
+        defer { box.release() }
+        var function = gsl_function(function: trampoline, params: box.toOpaque())
+        var result = 0.0, error = 0.0
+        _ = gsl_integration_qag(&function, a, b, epsabs, epsrel, limit, Int32(GSL_INTEG_GAUSS21), workspace, &result, &error)
+        return result
+    }
+}
