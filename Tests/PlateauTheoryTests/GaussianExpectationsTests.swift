@@ -14,8 +14,10 @@ import Testing
 //
 // 1. Against deterministic quadrature written here, independent of the library's routes: nested
 //    adaptive Gauss–Kronrod (GSL qag) over the standard-normal coordinates of u = L z, every level
-//    cut at the ReLU kinks it completes, the innermost coordinate in closed form; and, for the
-//    smooth erf integrands, a Gauss–Hermite product rule assembled here from GSL's Hermite nodes.
+//    cut at the ReLU kinks it completes, the innermost coordinate(s) in closed form (a bivariate
+//    normal orthant for the θθ of the ReLU quartic; the erf quartic through its Gaussian tilt);
+//    and, for the smooth erf integrands, a Gauss–Hermite product rule assembled here from GSL's
+//    Hermite nodes.
 // 2. Against seeded Monte Carlo, accepted at 5 sample standard errors.
 // 3. Special values: zero covariance, Q = I with M = 0, arcsine arguments at ±1, non-finite input.
 // 4. The library's own Gauss–Hermite route against its erf closed forms.
@@ -133,7 +135,7 @@ private final class ClosureBox {
     init(_ f: @escaping (Double) -> Double) { self.f = f }
 }
 
-/// ∫ₐᵇ f by GSL's adaptive 21-point Gauss–Kronrod rule (qag); the closure reaches GSL through a
+/// ∫ₐᵇ f by GSL's adaptive 31-point Gauss–Kronrod rule (qag); the closure reaches GSL through a
 /// `@convention(c)` trampoline and an unretained context pointer.
 private func adaptiveIntegral(
     _ a: Double, _ b: Double, epsabs: Double, epsrel: Double,
@@ -147,7 +149,7 @@ private func adaptiveIntegral(
                 params: Unmanaged.passUnretained(box).toOpaque())
             var result = 0.0, abserr = 0.0
             let status = gsl_integration_qag(
-                &function, a, b, epsabs, epsrel, limit, Int32(GSL_INTEG_GAUSS21), workspace, &result, &abserr)
+                &function, a, b, epsabs, epsrel, limit, Int32(GSL_INTEG_GAUSS31), workspace, &result, &abserr)
             return (result, abserr, status)
         }
     }
@@ -160,13 +162,13 @@ private func adaptiveIntegral(
 /// points for |ρ| < 0.3, < 0.75, ≤ 0.925 (Genz 2004's choice, double precision there), adaptive
 /// qag beyond, where the integrand steepens.
 private final class BivariateNormal {
-    private let rules: [(limit: Double, nodes: [Double], weights: [Double])]
+    private let rules: [(nodes: [Double], weights: [Double])]
     private let workspace: UnsafeMutablePointer<gsl_integration_workspace>
     private(set) var failures: [String] = []
 
     init() {
         _ = GSLSetup.handlerOff
-        rules = [(0.3, 6), (0.75, 12), (0.925, 20)].map { limit, n in
+        rules = [6, 12, 20].map { n in
             let table = gsl_integration_glfixed_table_alloc(n)!
             defer { gsl_integration_glfixed_table_free(table) }
             var nodes: [Double] = [], weights: [Double] = []
@@ -176,7 +178,7 @@ private final class BivariateNormal {
                 nodes.append(x)
                 weights.append(w)
             }
-            return (limit, nodes, weights)
+            return (nodes, weights)
         }
         workspace = gsl_integration_workspace_alloc(200)!
     }
@@ -196,8 +198,13 @@ private final class BivariateNormal {
         }
         let end = Foundation.asin(rho)
         var integral = 0.0
-        if abs(rho) <= 0.925, let rule = rules.first(where: { abs(rho) < $0.limit }) ?? rules.last {
-            for (x, w) in zip(rule.nodes, rule.weights) { integral += w * integrand(0.5 * end * (x + 1)) }
+        if abs(rho) <= 0.925 {
+            let rule = abs(rho) < 0.3 ? rules[0] : abs(rho) < 0.75 ? rules[1] : rules[2]
+            var i = 0
+            while i < rule.nodes.count {
+                integral += rule.weights[i] * integrand(0.5 * end * (rule.nodes[i] + 1))
+                i += 1
+            }
             integral *= 0.5 * end
         } else {
             let r = adaptiveIntegral(0, end, epsabs: 1e-15, epsrel: 1e-13, workspace: workspace, limit: 200, integrand)
@@ -251,7 +258,7 @@ private final class NestedQuadrature {
     /// GSL statuses other than success (must stay empty).
     var failures: [String] { statusFailures + orthant.failures }
 
-    init(_ covariance: [[Double]], _ factors: [Factor], epsabs: Double = 1e-12, epsrel: Double = 1e-11) {
+    init(_ covariance: [[Double]], _ factors: [Factor], epsabs: Double = 1e-11, epsrel: Double = 1e-10) {
         _ = GSLSetup.handlerOff
         self.epsabs = epsabs
         self.epsrel = epsrel
@@ -315,7 +322,7 @@ private final class NestedQuadrature {
     }
 
     static func expectation(
-        _ C: [[Double]], _ factors: [Factor], epsabs: Double = 1e-12, epsrel: Double = 1e-11
+        _ C: [[Double]], _ factors: [Factor], epsabs: Double = 1e-11, epsrel: Double = 1e-10
     ) -> (value: Double, failures: [String]) {
         let q = NestedQuadrature(C, factors, epsabs: epsabs, epsrel: epsrel)
         let v = q.run()
@@ -436,7 +443,7 @@ private func standardNormalHermiteRule(_ n: Int) -> (nodes: [Double], weights: [
 
 /// E[Π factors(u)] by an n-point-per-dimension Gauss–Hermite product rule over the active
 /// coordinates of u = L z (no closed-form step: a structurally different second reference).
-/// Exponentially convergent for the entire integrands of erf; not for ReLU kinks.
+/// Geometrically convergent for the entire integrands of erf; not for ReLU kinks.
 private func gaussHermiteProduct(_ C: [[Double]], _ factors: [Factor], nodes n: Int) -> Double {
     let fields = FieldLevels(C, factors)
     let (x, w) = standardNormalHermiteRule(n)
@@ -478,7 +485,7 @@ private enum Shape: String, Sendable, CaseIterable {
 
 /// One shape with one choice of activations: pair (f, g), slopePair (f, g), stein (s, f),
 /// quartic (s, f, g).
-private struct Combo: Sendable, CustomTestStringConvertible {
+private struct Combo: Sendable, Equatable, CustomTestStringConvertible {
     var shape: Shape
     var acts: [Activation]
 
@@ -517,10 +524,11 @@ private struct Combo: Sendable, CustomTestStringConvertible {
 
     /// The library's Gauss–Hermite route on an integrand whose ReLU kinks do not cancel by
     /// symmetry. ReLU = (x + |x|)/2 and θ = (1 + sign)/2: in every two- and three-field mixed
-    /// combination the non-smooth part (|x| or sign) multiplies an odd function of the remaining
-    /// fields and integrates to exactly zero under the symmetric rule, so those are accurate; in
-    /// the quartic, θθ and relu·relu leave even, kinked parts that a product rule resolves only
-    /// algebraically (≈ 1/n: E[relu(z)] with 12 nodes is 0.4130 for 0.3989).
+    /// combination the non-smooth part (|x| or sign) multiplies an odd function of the other
+    /// fields and sums to exactly zero under the symmetric rule, leaving only the error of the
+    /// smooth remainder; in the quartic, θθ and relu·relu leave even, kinked parts that a product
+    /// rule resolves only algebraically (≈ 1/n: E[relu(z)] with 12 nodes is 0.4130 for 0.3989),
+    /// off by more than the Monte Carlo resolution of level 2.
     var isKinkedQuadrature: Bool {
         route == .quadrature && shape == .quartic && (acts[0] == .relu || (acts[1] == .relu && acts[2] == .relu))
     }
@@ -581,7 +589,7 @@ private struct SplitMix64 {
 }
 
 /// A named 4×4 covariance of the fields (u₀, u₁, u₂, u₃).
-private struct CovarianceCase: Sendable, CustomTestStringConvertible {
+private struct CovarianceCase: Sendable, Equatable, CustomTestStringConvertible {
     var name: String
     var C: [[Double]]
     var testDescription: String { name }
@@ -597,8 +605,6 @@ private struct CovarianceCase: Sendable, CustomTestStringConvertible {
         A.map { a in A.map { b in zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } } }
     }
 
-    static let identity4: [[Double]] = (0..<4).map { i in (0..<4).map { i == $0 ? 1.0 : 0.0 } }
-
     static let all: [CovarianceCase] = [
         random("random A·Aᵀ, 4×4, O(1) variances", seed: 0x5EED_0001, columns: 4, scale: 0.6),
         random("random A·Aᵀ, 4×8, variances ≈ 2", seed: 0x5EED_0002, columns: 8, scale: 0.5),
@@ -607,7 +613,6 @@ private struct CovarianceCase: Sendable, CustomTestStringConvertible {
         CovarianceCase(name: "zero overlap", C: [[0.5, 0, 0, 0], [0, 1.5, 0, 0], [0, 0, 0.9, 0], [0, 0, 0, 2.0]]),
         // u₁ = u₀ + 10⁻⁴ z (ρ₀₁ = 1 − 5·10⁻⁹) and u₃ = −1.1 u₂ exactly (ρ₂₃ = −1).
         CovarianceCase(name: "correlations → ±1", C: gram([[1, 0, 0], [1, 1e-4, 0], [0.4, 0, 0.8], [-0.44, 0, -0.88]])),
-        CovarianceCase(name: "Q = I, M = 0 (independent unit fields)", C: identity4),
     ]
 }
 
@@ -668,17 +673,54 @@ private func monteCarlo(_ C4: [[Double]], combos: [Combo], centres: [Double], sa
     }
 }
 
+/// A value per test covariance, computed once on first use and shared by the tests that need it
+/// (they run in parallel; each entry has its own lock).
+private final class PerCovariance<Value>: @unchecked Sendable {
+    private final class Entry {
+        let lock = NSLock()
+        var value: Value?
+    }
+    private let entries = CovarianceCase.all.map { _ in Entry() }
+    private let compute: @Sendable (Int) -> Value
+
+    init(_ compute: @escaping @Sendable (Int) -> Value) { self.compute = compute }
+
+    func callAsFunction(_ caseIndex: Int) -> Value {
+        let entry = entries[caseIndex]
+        entry.lock.lock()
+        defer { entry.lock.unlock() }
+        if let value = entry.value { return value }
+        let value = compute(caseIndex)
+        entry.value = value
+        return value
+    }
+}
+
+/// The library's value of every combination on a test covariance (the quadrature route costs
+/// ~40 ms per four-field call in a debug build, so levels 1 and 2 share them).
+private let libraryValues = PerCovariance<[Double]> { caseIndex in
+    let C = CovarianceCase.all[caseIndex].C
+    return Combo.all.map { $0.library(GaussianExpectationsTests.library, $0.localCovariance(C)) }
+}
+
+/// Seeded Monte Carlo of every combination on a test covariance, centred on the library's values.
+private let monteCarloEstimates = PerCovariance<[(deviation: Double, standardError: Double)]> { caseIndex in
+    monteCarlo(CovarianceCase.all[caseIndex].C, combos: Combo.all, centres: libraryValues(caseIndex),
+               samples: GaussianExpectationsTests.samples, seed: 0xC0FFEE + UInt64(caseIndex))
+}
+
 // MARK: - Tests
 
 @Suite("Gaussian expectations: closed forms, quadrature and Monte Carlo")
 struct GaussianExpectationsTests {
     static let library = GaussianExpectations()
 
-    /// Closed-form and Stein routes against the nested quadrature. The reference is converged to
-    /// ~10⁻¹² per level (qag's error estimate |K21 − G10| is itself pessimistic) with every piece
-    /// analytic thanks to the cuts, kinks included, so 10⁻⁹ (absolute, plus relative for large
-    /// values) leaves three orders of margin for the near-singular covariances while catching any
-    /// wrong constant, sign or argument.
+    /// Closed-form and Stein routes against the nested quadrature. The reference asks qag for
+    /// 10⁻¹¹ per level, and gets better (its error estimate |K31 − G15| is pessimistic: the
+    /// references move by ≤ 4·10⁻¹³ when 10⁻¹⁴ is asked instead), with every piece analytic
+    /// thanks to the cuts, kinks included. 10⁻⁹ (absolute, plus relative for large values) thus
+    /// leaves two to three orders of margin, near-singular covariances included, while catching
+    /// any wrong constant, sign or argument.
     static let exactTolerance = 1e-9
 
     /// The Gauss–Hermite route has no exactness to offer, only a requirement: a right-hand side
@@ -691,15 +733,17 @@ struct GaussianExpectationsTests {
 
     @Test("level 1: every route against independent nested adaptive quadrature", arguments: Combo.all)
     private func againstNestedQuadrature(_ combo: Combo) {
-        var worst = 0.0, worstCase = ""
-        for cov in CovarianceCase.all {
-            let C = combo.localCovariance(cov.C)
-            let value = combo.library(Self.library, C)
-            let (reference, failures) = combo.reference(C)
-            #expect(failures.isEmpty, "\(combo) on \(cov.name): GSL \(failures)")
+        let comboIndex = Combo.all.firstIndex(of: combo)!
+        // References first: the library's values are computed once per covariance, meanwhile.
+        let references = CovarianceCase.all.map { combo.reference(combo.localCovariance($0.C)) }
+        var worst = 0.0, worstCase = "", worstZ = 0.0
+        for (caseIndex, cov) in CovarianceCase.all.enumerated() {
+            let value = libraryValues(caseIndex)[comboIndex]
+            let (reference, failures) = references[caseIndex]
+            #expect(failures.isEmpty, "\(combo.testDescription) on \(cov.name): GSL \(failures)")
             let error = abs(value - reference)
             if error > worst { (worst, worstCase) = (error, cov.name) }
-            let message: Comment = "\(combo) [\(combo.route.rawValue)] on \(cov.name): library \(value), reference \(reference), |Δ| = \(error)"
+            let message: Comment = "\(combo.testDescription) [\(combo.route.rawValue)] on \(cov.name): library \(value), reference \(reference), |Δ| = \(error)"
             if combo.route == .quadrature {
                 withKnownIssue("default Gauss–Hermite rules (64, 40, 20, 12 nodes) too coarse", isIntermittent: true) {
                     #expect(error <= Self.quadratureTolerance * (1 + abs(reference)), message)
@@ -707,8 +751,15 @@ struct GaussianExpectationsTests {
             } else {
                 #expect(error <= Self.exactTolerance * (1 + abs(reference)), message)
             }
+            // The reference itself against the level-2 Monte Carlo (same acceptance rule), so that
+            // a disagreement above is the library's, not the reference's.
+            let (deviation, se) = monteCarloEstimates(caseIndex)[comboIndex]
+            let sampled = value + deviation
+            if se > 0 { worstZ = max(worstZ, abs(sampled - reference) / se) }
+            #expect(abs(sampled - reference) <= Self.monteCarloAllowance(se, reference),
+                    "reference \(reference) vs Monte Carlo \(sampled) ± \(se) for \(combo.testDescription) on \(cov.name)")
         }
-        print("[level 1] \(combo) [\(combo.route.rawValue)]: max |library − reference| = \(worst) (\(worstCase))")
+        print("[level 1] \(combo.testDescription) [\(combo.route.rawValue)]: max |library − reference| = \(worst) (\(worstCase)); max |MC − reference|/SE = \(worstZ)")
     }
 
     /// The reductions inside the references against direct integration: Φ₂ against a
@@ -749,26 +800,28 @@ struct GaussianExpectationsTests {
 
     /// The erf closed forms against a Gauss–Hermite product rule assembled here. The integrands are
     /// entire, but σ'(u) = √(2/π)e^{−u²/2} is narrower than the rule's unit-variance weight, so the
-    /// convergence is fast yet not instant (1D, variance 0.8: 32 nodes 2·10⁻⁹ off, 40 nodes
-    /// 10⁻¹¹, 64 nodes round-off). The accepted deviation is therefore the rule's own error
-    /// estimate, 2|GH_n − GH_n'| for n' < n, plus round-off: exact agreement is required exactly
-    /// where the rule has converged.
+    /// convergence is geometric yet not instant (E[σ'(u)²σ(u)u], variance 0.8: 24 nodes 2·10⁻⁷
+    /// off, 32 nodes 2·10⁻⁹, 40 nodes 10⁻¹¹, 64 round-off). The accepted deviation is therefore
+    /// the rule's own error estimate |GH_n − GH_n'| (n' < n) plus round-off: it bounds the error
+    /// of GH_n whenever going from n' to n nodes at least halves the error (here ≈ ×100), and it
+    /// demands round-off agreement exactly where the rule has converged.
     @Test("level 1: erf closed forms against a Gauss–Hermite product rule")
     func erfAgainstHermiteProduct() {
         var worst: [String: Double] = [:]
         for combo in Combo.all where combo.acts.allSatisfy({ $0 == .erf }) {
-            let (fine, coarse) = combo.shape == .quartic ? (32, 24) : combo.shape == .stein ? (48, 32) : (96, 64)
-            for cov in CovarianceCase.all {
+            let (fine, coarse) = combo.shape == .quartic ? (24, 20) : combo.shape == .stein ? (40, 32) : (96, 64)
+            for (caseIndex, cov) in CovarianceCase.all.enumerated() {
                 let C = combo.localCovariance(cov.C)
-                // Full-rank four-field cases cost 32⁴ points each: only the O(1)-variance one is run
-                // (the quartic closed form is pinned to round-off by the tilt reference anyway).
-                if combo.shape == .quartic && choleskyLower(C).indices.allSatisfy({ choleskyLower(C)[$0][$0] > 0 }) && cov.name != CovarianceCase.all[0].name { continue }
+                // Four active fields cost 24⁴ + 20⁴ points: only the O(1)-variance case runs them (the
+                // quartic closed form is pinned to round-off by the tilt reference anyway).
+                let L = choleskyLower(C)
+                if combo.shape == .quartic && L.indices.allSatisfy({ L[$0][$0] > 0 }) && caseIndex != 0 { continue }
                 let value = combo.library(Self.library, C)
                 let hermite = gaussHermiteProduct(C, combo.factors, nodes: fine)
                 let estimate = abs(hermite - gaussHermiteProduct(C, combo.factors, nodes: coarse))
                 let error = abs(value - hermite)
                 worst[combo.testDescription] = max(worst[combo.testDescription] ?? 0, error)
-                #expect(error <= 2 * estimate + 1e-13, "\(combo) on \(cov.name): closed form \(value), Gauss–Hermite \(hermite) (n = \(fine)), |GH_n − GH_n'| = \(estimate)")
+                #expect(error <= estimate + 1e-13, "\(combo.testDescription) on \(cov.name): closed form \(value), Gauss–Hermite \(hermite) (n = \(fine)), |GH_n − GH_n'| = \(estimate)")
             }
         }
         print("[level 1] erf closed forms vs Gauss–Hermite product rule: \(worst.sorted { $0.key < $1.key })")
@@ -778,22 +831,27 @@ struct GaussianExpectationsTests {
 
     /// 2·10⁵ samples per covariance, shared by all 54 combinations. Acceptance at 5 standard
     /// errors is a Bonferroni bound, not a tuned constant: two-sided P(|Z| > 5) = 5.7·10⁻⁷, so over
-    /// the 54 × 7 = 378 comparisons a correct library fails with probability ≈ 2·10⁻⁴. An
-    /// integrand that is constant on the samples (SE = 0) must match to summation round-off, N·ε.
+    /// the 2 × 54 × 6 = 648 comparisons (library and reference) a correct value fails with
+    /// probability ≈ 4·10⁻⁴. An integrand that is constant on the samples (SE = 0) must match to
+    /// summation round-off, N·ε.
     static let samples = 200_000
     static let zScore = 5.0
 
-    @Test("level 2: every route against seeded Monte Carlo", arguments: CovarianceCase.all.indices)
-    func againstMonteCarlo(_ caseIndex: Int) {
-        let cov = CovarianceCase.all[caseIndex]
+    static func monteCarloAllowance(_ standardError: Double, _ value: Double) -> Double {
+        zScore * standardError + Double(samples) * Double.ulpOfOne * (1 + abs(value))
+    }
+
+    @Test("level 2: every route against seeded Monte Carlo", arguments: CovarianceCase.all)
+    private func againstMonteCarlo(_ cov: CovarianceCase) {
+        let caseIndex = CovarianceCase.all.firstIndex(of: cov)!
         let combos = Combo.all
-        let values = combos.map { $0.library(Self.library, $0.localCovariance(cov.C)) }
-        let estimates = monteCarlo(cov.C, combos: combos, centres: values, samples: Self.samples, seed: 0xC0FFEE + UInt64(caseIndex))
+        let values = libraryValues(caseIndex)
+        let estimates = monteCarloEstimates(caseIndex)
         var worstZ = 0.0, worstDeviation = 0.0
         for (c, combo) in combos.enumerated() {
             let (deviation, se) = estimates[c]
-            let allowance = Self.zScore * se + Double(Self.samples) * Double.ulpOfOne * (1 + abs(values[c]))
-            let message: Comment = "\(combo) [\(combo.route.rawValue)] on \(cov.name): library \(values[c]), MC \(values[c] + deviation) ± \(se)"
+            let allowance = Self.monteCarloAllowance(se, values[c])
+            let message: Comment = "\(combo.testDescription) [\(combo.route.rawValue)] on \(cov.name): library \(values[c]), MC \(values[c] + deviation) ± \(se)"
             if combo.isKinkedQuadrature {
                 withKnownIssue("ReLU quartic via the default 12-node Gauss–Hermite rule", isIntermittent: true) {
                     #expect(abs(deviation) <= allowance, message)
@@ -888,10 +946,10 @@ struct GaussianExpectationsTests {
         let zero = [[Double]](repeating: [Double](repeating: 0, count: 4), count: 4)
         for combo in Combo.all {
             let value = combo.library(Self.library, combo.localCovariance(zero))
-            #expect(value.isFinite, "\(combo): \(value)")
+            #expect(value.isFinite, "\(combo.testDescription): \(value)")
             if !combo.factors.contains(where: \.isStep) {
                 let atZero = combo.factors.reduce(1.0) { $0 * $1(0) }
-                #expect(value == atZero, "\(combo): \(value), integrand at 0: \(atZero)")
+                #expect(value == atZero, "\(combo.testDescription): \(value), integrand at 0: \(atZero)")
             }
         }
         #expect(Self.library.pair(.relu, .relu, FieldCovariance(2, upper: [0, 0, 0])) == 0)
@@ -941,19 +999,24 @@ struct GaussianExpectationsTests {
 
     // MARK: Level 4: the library's own quadrature against its closed forms
 
-    /// erf integrands are entire: the library's Gauss–Hermite route with 40 nodes per dimension
-    /// must reproduce the closed forms to ~10⁻¹⁰. Four full-rank fields cost 40⁴ = 2.6·10⁶ points,
-    /// so the quartic runs on the covariances of rank ≤ 3 plus the O(1)-variance random one. The
-    /// library's default rules (64, 40, 20, 12) are measured on the same integrands and reported.
+    /// erf integrands are entire, so the library's Gauss–Hermite route converges to the closed
+    /// forms; how fast depends on the variances (σ' is narrower than the rule's weight): measured
+    /// with 40 nodes per dimension, ≤ 2·10⁻¹⁰ at O(1) variances, 2·10⁻⁹ for slopePair at
+    /// variances ≈ 2. The accepted deviation is the rule's own error estimate |Q₄₀ − Q₃₂| plus
+    /// round-off, as in the product-rule test above: ~10⁻¹³ wherever the rule has converged. Four active fields cost 40⁴ = 2.6·10⁶ points
+    /// (seconds in a debug build): there the pair is (20, 16). The default rules (64, 40, 20, 12)
+    /// are measured on the same integrands and reported.
     @Test("level 4: library quadrature route against the erf closed forms")
     func libraryQuadratureAgainstClosedForms() {
-        let forty = GaussianExpectations(nodesPerDimension: 40)
         var worst: [String: Double] = [:], worstDefault: [String: Double] = [:]
         let s = Activation.erf
+        let rules = [40, 32, 20, 16].map { GaussianExpectations(nodesPerDimension: $0) }
         for combo in Combo.all where combo.acts.allSatisfy({ $0 == .erf }) {
             for cov in CovarianceCase.all {
                 let C = combo.localCovariance(cov.C)
-                if combo.shape == .quartic && choleskyLower(C).indices.allSatisfy({ choleskyLower(C)[$0][$0] > 0 }) && cov.name != CovarianceCase.all[0].name { continue }
+                let L = choleskyLower(C)
+                let fourActive = L.indices.allSatisfy { L[$0][$0] > 0 } && C.count == 4
+                let (fine, coarse) = fourActive ? (rules[2], rules[3]) : (rules[0], rules[1])
                 let closed = combo.library(Self.library, C)
                 let fc = fieldCovariance(C)
                 let integrand: (UnsafeBufferPointer<Double>) -> Double
@@ -963,13 +1026,16 @@ struct GaussianExpectationsTests {
                 case .stein: integrand = { s.derivative($0[0]) * $0[1] * s.value($0[2]) }
                 case .quartic: integrand = { s.derivative($0[0]) * s.derivative($0[1]) * s.value($0[2]) * s.value($0[3]) }
                 }
-                let error = abs(forty.quadrature(fc, integrand) - closed)
-                worst[combo.testDescription] = max(worst[combo.testDescription] ?? 0, error)
+                let q = fine.quadrature(fc, integrand)
+                let estimate = abs(q - coarse.quadrature(fc, integrand))
+                let error = abs(q - closed)
+                let key = "\(combo.testDescription), \(fine.nodesByDimension[0]) nodes"
+                worst[key] = max(worst[key] ?? 0, error)
                 worstDefault[combo.testDescription] = max(worstDefault[combo.testDescription] ?? 0, abs(Self.library.quadrature(fc, integrand) - closed))
-                #expect(error <= 1e-10, "\(combo) on \(cov.name): 40-node quadrature off the closed form \(closed) by \(error)")
+                #expect(error <= estimate + 1e-13, "\(combo.testDescription) on \(cov.name): quadrature \(q) vs closed form \(closed), |Δ| = \(error), estimate \(estimate)")
             }
         }
-        print("[level 4] library quadrature, 40 nodes/dimension, vs erf closed forms: \(worst.sorted { $0.key < $1.key })")
-        print("[level 4] library quadrature, default (64, 40, 20, 12), vs erf closed forms: \(worstDefault.sorted { $0.key < $1.key })")
+        print("[level 4] library quadrature vs erf closed forms: \(worst.sorted { $0.key < $1.key })")
+        print("[level 4] library quadrature with the default rules (64, 40, 20, 12) vs erf closed forms: \(worstDefault.sorted { $0.key < $1.key })")
     }
 }
