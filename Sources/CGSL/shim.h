@@ -20,7 +20,6 @@ static inline const gsl_odeiv2_step_type *plateau_step_rk8pd(void) { return gsl_
 static inline const gsl_odeiv2_step_type *plateau_step_rkf45(void) { return gsl_odeiv2_step_rkf45; }
 static inline const gsl_odeiv2_step_type *plateau_step_rkck(void) { return gsl_odeiv2_step_rkck; }
 static inline const gsl_odeiv2_step_type *plateau_step_rk4(void) { return gsl_odeiv2_step_rk4; }
-static inline const gsl_odeiv2_step_type *plateau_step_msadams(void) { return gsl_odeiv2_step_msadams; }
 static inline const gsl_integration_fixed_type *plateau_fixed_hermite(void) { return gsl_integration_fixed_hermite; }
 
 #endif

@@ -43,6 +43,12 @@ public struct FieldCovariance: Sendable {
              omega[k * n + k], omega[k * n + l], omega[l * n + l])
     }
 
+    /// Whether an entry is NaN (non-finite input must never give a plausible number).
+    @inlinable public var hasNaN: Bool {
+        for i in 0..<count { for j in i..<count where self[i, j].isNaN { return true } }
+        return false
+    }
+
     @inlinable static func slot(_ i: Int, _ j: Int) -> Int {
         let (a, b) = i <= j ? (i, j) : (j, i)
         // Packed upper triangle of a 4×4 matrix.
@@ -100,40 +106,55 @@ public struct GaussianExpectations: Sendable {
 
     // MARK: Routes
 
+    // pair, slopePair and stein are exact for every combination of erf, linear and ReLU: closed
+    // forms, Stein's lemma for linear factors, and two reductions for the mixed erf/ReLU terms:
+    // (i) the Gaussian tilt of erf' = √(2/π)e^{−u²/2}: E[σ'(u₁)h(rest)] = √(2/π)(1+C₁₁)^{−1/2}
+    //     E'[h(rest)] with the rest's covariance C' = C_rr − C_r1 C_1r/(1 + C₁₁);
+    // (ii) Stein's lemma on a ReLU written as u·θ(u), where the δ term vanishes because erf is odd
+    //     and the conditional law given u = 0 is symmetric.
+
     public static func pairRoute(_ f: Activation, _ g: Activation) -> ExpectationRoute {
-        if f == .linear || g == .linear { return .stein }
-        if f == g { return .closedForm }
-        return .quadrature
+        f == .linear || g == .linear || f != g ? .stein : .closedForm
     }
 
     public static func slopePairRoute(_ f: Activation, _ g: Activation) -> ExpectationRoute {
-        if f == .linear || g == .linear { return .stein }
-        if f == g { return .closedForm }
-        return .quadrature
+        f == .linear || g == .linear ? .stein : .closedForm
     }
 
     public static func steinRoute(_ s: Activation, _ f: Activation) -> ExpectationRoute {
-        if s == .linear || f == .linear { return .stein }
-        if s == f { return .closedForm }
-        return .quadrature
+        s == .linear || f == .linear ? .stein : .closedForm
     }
 
     public static func quarticRoute(_ s: Activation, _ f: Activation, _ g: Activation) -> ExpectationRoute {
         if s == .linear { return .stein }
-        if s == .erf && f == .erf && g == .erf { return .closedForm }
+        if s == .erf { return .closedForm }
         if s == .relu && f == .relu && g == .relu { return .closedForm }
         return .quadrature
     }
 
     // MARK: One-dimensional moments used by the Stein reductions
 
-    /// E[f'(u)], u ~ N(0, c).
+    /// E[f'(u)], u ~ N(0, c). ReLU uses θ(0) = 0, as `Activation.derivative` and the simulator do:
+    /// a field of zero variance has slope 0.
     @inlinable static func meanSlope(_ f: Activation, _ c: Double) -> Double {
         switch f {
         case .erf: return 0.79788456080286535588 / (1 + c).squareRoot()
         case .linear: return 1
-        case .relu: return 0.5
+        case .relu: return c > 0 ? 0.5 : (c.isNaN ? .nan : 0)
         }
+    }
+
+    /// A correlation clipped into [−1, 1] against rounding; NaN stays NaN.
+    @inlinable static func clampCorrelation(_ x: Double) -> Double {
+        x.isNaN ? x : max(-1, min(1, x))
+    }
+
+    /// P(u₁ > 0, u₂ > 0) for zero-mean fields (Sheppard), with θ(0) = 0 for a zero-variance field.
+    @inlinable static func orthant(_ c11: Double, _ c12: Double, _ c22: Double) -> Double {
+        let n = (c11 * c22).squareRoot()
+        if n.isNaN || c12.isNaN { return .nan }
+        if n == 0 { return 0 }
+        return 0.25 + asin(clampCorrelation(c12 / n)) / (2 * Double.pi)
     }
 
     /// E[f'''(u)], u ~ N(0, c) (ReLU: E[δ'(u)] = 0).
@@ -148,52 +169,58 @@ public struct GaussianExpectations: Sendable {
 
     /// E[f(u₁) g(u₂)].
     public func pair(_ f: Activation, _ g: Activation, _ C: FieldCovariance) -> Double {
+        if C.hasNaN { return .nan }
         let c11 = C[0, 0], c12 = C[0, 1], c22 = C[1, 1]
         if g == .linear { return c12 * Self.meanSlope(f, c11) }
         if f == .linear { return c12 * Self.meanSlope(g, c22) }
-        if f == g {
-            switch f {
-            case .erf:
-                return (2 / Double.pi) * asin(c12 / ((1 + c11) * (1 + c22)).squareRoot())
-            case .relu:
-                // Arc-cosine kernel of degree 1 (Cho & Saul 2009).
-                let n = (c11 * c22).squareRoot()
-                if n == 0 { return 0 }
-                let rho = max(-1, min(1, c12 / n))
-                let theta = acos(rho)
-                return n / (2 * Double.pi) * ((1 - rho * rho).squareRoot() + (Double.pi - theta) * rho)
-            case .linear:
-                return c12
-            }
+        switch (f, g) {
+        case (.erf, .erf):
+            // (2/π) asin(C₁₂/√((1+C₁₁)(1+C₂₂))), written with atan2 so that it stays exact when the
+            // arcsine's argument rounds to ±1 at large variances.
+            return (2 / Double.pi) * atan2(c12, ((1 + c11) * (1 + c22) - c12 * c12).squareRoot())
+        case (.relu, .relu):
+            // Arc-cosine kernel of degree 1 (Cho & Saul 2009).
+            let n = (c11 * c22).squareRoot()
+            if n.isNaN || c12.isNaN { return .nan }
+            if n == 0 { return 0 }
+            let rho = Self.clampCorrelation(c12 / n)
+            return n / (2 * Double.pi) * ((1 - rho * rho).squareRoot() + (Double.pi - acos(rho)) * rho)
+        case (.erf, .relu):
+            // E[σ(u₁) u₂ θ(u₂)] = C₁₂ E[σ'(u₁) θ(u₂)] (the δ(u₂) term vanishes: σ is odd).
+            return c12 * Self.meanSlope(.erf, c11) * Self.halfIfPositive(c22)
+        case (.relu, .erf):
+            return c12 * Self.meanSlope(.erf, c22) * Self.halfIfPositive(c11)
+        default:
+            return quadrature(C) { u in f.value(u[0]) * g.value(u[1]) }
         }
-        return quadrature(C) { u in f.value(u[0]) * g.value(u[1]) }
     }
+
+    /// P(u > 0) for a zero-mean field of variance c, with θ(0) = 0.
+    @inlinable static func halfIfPositive(_ c: Double) -> Double { meanSlope(.relu, c) }
 
     /// E[f'(u₁) g'(u₂)].
     public func slopePair(_ f: Activation, _ g: Activation, _ C: FieldCovariance) -> Double {
+        if C.hasNaN { return .nan }
         let c11 = C[0, 0], c12 = C[0, 1], c22 = C[1, 1]
         if f == .linear { return Self.meanSlope(g, c22) }
         if g == .linear { return Self.meanSlope(f, c11) }
-        if f == g {
-            switch f {
-            case .erf:
-                return (2 / Double.pi) / ((1 + c11) * (1 + c22) - c12 * c12).squareRoot()
-            case .relu:
-                // P(u₁ > 0, u₂ > 0) (Sheppard).
-                let n = (c11 * c22).squareRoot()
-                if n == 0 { return 0.25 }
-                return 0.25 + asin(max(-1, min(1, c12 / n))) / (2 * Double.pi)
-            case .linear:
-                return 1
-            }
+        switch (f, g) {
+        case (.erf, _):
+            // Tilt by σ'(u₁): the second field's variance becomes C₂₂ − C₁₂²/(1 + C₁₁).
+            return Self.meanSlope(.erf, c11) * Self.meanSlope(g, c22 - c12 * c12 / (1 + c11))
+        case (_, .erf):
+            return Self.meanSlope(.erf, c22) * Self.meanSlope(f, c11 - c12 * c12 / (1 + c22))
+        case (.relu, .relu):
+            return Self.orthant(c11, c12, c22)
+        default:
+            return quadrature(C) { u in f.derivative(u[0]) * g.derivative(u[1]) }
         }
-        return quadrature(C) { u in f.derivative(u[0]) * g.derivative(u[1]) }
     }
 
     /// E[s'(u₁) u₂ f(u₃)].
     public func stein(_ s: Activation, _ f: Activation, _ C: FieldCovariance) -> Double {
-        let c11 = C[0, 0], c12 = C[0, 1], c13 = C[0, 2], c22 = C[1, 1], c23 = C[1, 2], c33 = C[2, 2]
-        _ = c22
+        if C.hasNaN { return .nan }
+        let c11 = C[0, 0], c12 = C[0, 1], c13 = C[0, 2], c23 = C[1, 2], c33 = C[2, 2]
         if s == .linear {
             // E[u₂ f(u₃)] = C₂₃ E[f'(u₃)].
             return c23 * Self.meanSlope(f, c33)
@@ -202,26 +229,26 @@ public struct GaussianExpectations: Sendable {
             // E[s'(u₁) u₂ u₃] = C₂₃ E[s'(u₁)] + C₁₂ C₁₃ E[s'''(u₁)].
             return c23 * Self.meanSlope(s, c11) + c12 * c13 * Self.meanThirdDerivative(s, c11)
         }
-        if s == f {
-            switch s {
-            case .erf:
-                let l3 = (1 + c11) * (1 + c33) - c13 * c13
-                return (2 / Double.pi) * (c23 * (1 + c11) - c12 * c13) / ((1 + c11) * l3.squareRoot())
-            case .relu:
-                // Stein on u₂: C₁₂ E[δ(u₁) relu(u₃)] + C₂₃ E[θ(u₁) θ(u₃)].
-                var result = 0.0
-                if c11 > 0 {
-                    let conditional = max(0, c33 - c13 * c13 / c11)
-                    result += c12 / (2 * Double.pi * c11.squareRoot()) * conditional.squareRoot()
-                }
-                let n = (c11 * c33).squareRoot()
-                let orthant = n == 0 ? 0.25 : 0.25 + asin(max(-1, min(1, c13 / n))) / (2 * Double.pi)
-                return result + c23 * orthant
-            case .linear:
-                return c23
+        switch (s, f) {
+        case (.erf, _):
+            // Tilt by σ'(u₁), then Stein on u₂: √(2/π)(1+C₁₁)^{−1/2} C'₂₃ E'[f'(u₃)]. For f = erf this
+            // is EQUATIONS.md §1.4's (2/π)[C₂₃(1+C₁₁) − C₁₂C₁₃]/[(1+C₁₁)√((1+C₁₁)(1+C₃₃) − C₁₃²)].
+            let tilted23 = c23 - c12 * c13 / (1 + c11), tilted33 = c33 - c13 * c13 / (1 + c11)
+            return Self.meanSlope(.erf, c11) * tilted23 * Self.meanSlope(f, tilted33)
+        case (.relu, .relu):
+            // Stein on u₂: C₁₂ E[δ(u₁) relu(u₃)] + C₂₃ E[θ(u₁) θ(u₃)].
+            var result = 0.0
+            if c11 > 0 {
+                let conditional = max(0, c33 - c13 * c13 / c11)
+                result += c12 / (2 * Double.pi * c11.squareRoot()) * conditional.squareRoot()
             }
+            return result + c23 * Self.orthant(c11, c13, c33)
+        case (.relu, .erf):
+            // Stein on u₂: C₁₂ E[δ(u₁) σ(u₃)] (= 0: σ odd, symmetric given u₁ = 0) + C₂₃ E[θ(u₁) σ'(u₃)].
+            return c23 * Self.meanSlope(.erf, c33) * Self.halfIfPositive(c11)
+        default:
+            return quadrature(C) { u in s.derivative(u[0]) * u[1] * f.value(u[2]) }
         }
-        return quadrature(C) { u in s.derivative(u[0]) * u[1] * f.value(u[2]) }
     }
 
     /// E[s'(u₁) s'(u₂) f(u₃) g(u₄)].
@@ -232,11 +259,24 @@ public struct GaussianExpectations: Sendable {
     /// (Plackett's reduction, GSL qag to ~10⁻¹⁴); coincident fields (u₁ ≡ u₂) drop to the
     /// elementary three-field form.
     public func quartic(_ s: Activation, _ f: Activation, _ g: Activation, _ C: FieldCovariance) -> Double {
+        if C.hasNaN { return .nan }
         if s == .linear {
             return pair(f, g, FieldCovariance(2, upper: [C[2, 2], C[2, 3], C[3, 3]]))
         }
         if s == .relu && f == .relu && g == .relu {
             return ReLUExpectations.slopeSlopeReluRelu(C)
+        }
+        if s == .erf && !(f == .erf && g == .erf) {
+            // Tilt by σ'(u₁)σ'(u₂) = (2/π)e^{−(u₁² + u₂²)/2}: (2/π) det(I + C_AA)^{−1/2} E'[f(u₃) g(u₄)]
+            // with C' = C_BB − C_BA (I + C_AA)⁻¹ C_AB, A = {1, 2}, B = {3, 4}; then `pair` is exact.
+            let a11 = 1 + C[0, 0], a12 = C[0, 1], a22 = 1 + C[1, 1]
+            let det = a11 * a22 - a12 * a12
+            func tilted(_ i: Int, _ j: Int) -> Double {
+                let (x1, x2, y1, y2) = (C[0, i], C[1, i], C[0, j], C[1, j])
+                return C[i, j] - (x1 * (a22 * y1 - a12 * y2) + x2 * (a11 * y2 - a12 * y1)) / det
+            }
+            let reduced = FieldCovariance(2, upper: [tilted(2, 2), tilted(2, 3), tilted(3, 3)])
+            return 2 / Double.pi / det.squareRoot() * pair(f, g, reduced)
         }
         if s == .erf && f == .erf && g == .erf {
             let c11 = C[0, 0], c12 = C[0, 1], c13 = C[0, 2], c14 = C[0, 3]

@@ -5,7 +5,7 @@ import PlateauCore
 /// (local error < atol + rtol·|y|); `euler` is explicit Euler with the fixed step `eulerStep`,
 /// which reproduces the public Euler codes (sgoldt/nn2pp and friends) digit for digit.
 public enum ODEMethod: String, Sendable, Hashable, CaseIterable {
-    case rk8pd, rkck, rkf45, rk4, msadams, euler
+    case rk8pd, rkck, rkf45, rk4, euler
 }
 
 public struct ODEOptions: Sendable, Hashable {
@@ -145,7 +145,6 @@ public func integrate(_ problem: ODEProblem, initial: [Double], from t0: Double 
         case .rkck: return OpaquePointer(plateau_step_rkck())
         case .rkf45: return OpaquePointer(plateau_step_rkf45())
         case .rk4: return OpaquePointer(plateau_step_rk4())
-        case .msadams: return OpaquePointer(plateau_step_msadams())
         case .euler: return nil
         }
     }()

@@ -30,22 +30,31 @@ internal import CGSL
 /// **Orthant probabilities.** P₁ = ½, P₂ = ¼ + asin ρ/(2π), P₃ = ⅛ + Σ asin ρᵢⱼ/(4π) (Sheppard);
 /// P₄ by Plackett's reduction ∂P/∂ρᵢⱼ = φ₂(0, 0; ρᵢⱼ) · P(z_k > 0, z_l > 0 | zᵢ = zⱼ = 0),
 /// integrated along R(τ) = I + τ(R − I) from P(I) = 1/16: a one-dimensional adaptive integral
-/// (GSL qag, 21-point Gauss–Kronrod) in s with τ = 1 − s², which removes the square-root endpoint
-/// behaviour of a nearly singular R. R(τ) is positive definite for τ < 1, so the integrand never
-/// sees a singular conditional covariance except at the endpoint, which Gauss–Kronrod never samples.
+/// (GSL qag, 21-point Gauss–Kronrod, to 10⁻¹⁴ absolute) in s with τ = 1 − s², which removes the
+/// square-root endpoint behaviour of a nearly singular R. R(τ) is positive definite for τ < 1, so
+/// the integrand never sees a singular conditional covariance except at the endpoint, which
+/// Gauss–Kronrod never samples. A nearly singular R (smallest Cholesky pivot or 1 − ρ² of a pair
+/// λ < 10⁻²) leaves a step of width ~√λ at s = 0 that one Kronrod rule on [0, 1] steps over:
+/// there the interval is cut at s = √λ·4ᵏ (GSL qagp).
 ///
 /// **Degenerate fields.** A zero-variance field gives 0 (θ(0) = 0 and relu(0) = 0, as in
 /// `Activation`). Fields with correlation ≥ 1 − `coincidence` are merged (θ(z)² = θ(z)), so
 /// u₁ ≡ u₂ (the diagonal of the ODE's Ξ) is an exact three-field problem; correlation
 /// ≤ −(1 − `coincidence`) empties the orthant (result 0). Four distinct fields of rank 2 (all in
 /// one plane) are done in polar coordinates: A is a sector [α, β] and
-/// E[z_a z_b 1_A] = (1/π) ∫_α^β cos(φ − φ_a) cos(φ − φ_b) dφ. In rank 3 a conditional variance of
-/// the remaining pair can vanish (zₚ in the span of z_k, z_j); its correlation is then taken as 0,
-/// the limit along R + εI (the symmetric mollification of θ), which is what makes the sum of terms
-/// continuous there.
+/// E[z_a z_b 1_A] = (1/π) ∫_α^β cos(φ − φ_a) cos(φ − φ_b) dφ. Near rank 3 (no pair near ±1) the
+/// conditional correlations ρ_kj all tend to ±1, where asin amplifies round-off; the expectation
+/// itself is smooth there, and is extrapolated from R + εI (`collectiveSingularity`). Should a
+/// conditional variance of the remaining pair still vanish (zₚ in the span of z_k, z_j), its
+/// correlation is taken as 0: the limit along R + εI (the symmetric mollification of θ).
+///
+/// Accuracy (tests; 40-digit reference arithmetic during development): ~10⁻¹⁴ for generic
+/// covariances, ≤ 10⁻¹² at and near rank 3 and in the coincident-field limits, a few 10⁻¹¹ close
+/// to (not at) rank 2; across the merge at 1 − ρ = 10⁻¹² the value jumps by O(√(1 − ρ)) ≲ 10⁻⁷,
+/// the genuine variation of the expectation there.
 public enum ReLUExpectations {
     /// Correlations within this of ±1 are treated as identical (anti-identical) fields. The value
-    /// moves by O(√(1 − ρ)) across the merge, i.e. ≲ 10⁻⁶ here.
+    /// moves by O(√(1 − ρ)) across the merge, i.e. ≲ 10⁻⁷ here.
     public static let coincidence = 1e-12
     /// A conditional variance (correlation units) at or below this is treated as exactly zero.
     static let zeroConditionalVariance = 1e-14
@@ -248,7 +257,8 @@ public enum ReLUExpectations {
             return 2 * s * sum / twoPi
         }
         let lambda = min(smallestPivot(R), closestPair(R))
-        if lambda >= 1e-2 { return 0.0625 + adaptiveIntegral(0, 1, f) }
+        // The integral is accurate to ~10⁻¹⁴; clamp the round-off of an empty orthant (P = 0).
+        if lambda >= 1e-2 { return max(0, min(1, 0.0625 + adaptiveIntegral(0, 1, f))) }
         var cuts = [0.0]
         var s = max(lambda, 1e-32).squareRoot()
         while s < 1 {
@@ -256,7 +266,7 @@ public enum ReLUExpectations {
             s *= 4
         }
         cuts.append(1)
-        return 0.0625 + adaptiveIntegral(breakpoints: cuts, f)
+        return max(0, min(1, 0.0625 + adaptiveIntegral(breakpoints: cuts, f)))
     }
 
     /// The smallest pivot of the Cholesky factorisation of R, i.e. the smallest of the
@@ -299,22 +309,24 @@ public enum ReLUExpectations {
         let m = R.n
         if m == 1 { return 0.5 }
         if m == 4, let polar = rankTwoSecondMoment(R, a, b) { return polar }
-        var stein = steinTerms(R, a, b)
         if m == 4 && smallestPivot(R) < collectiveSingularity && closestPair(R) > 1e-4 {
             // Nearly singular without a nearly coincident pair: see `collectiveSingularity`.
             let e = regularisation
-            stein = 2 * steinTerms(R.shrunk(e), a, b) - steinTerms(R.shrunk(2 * e), a, b)
+            let R1 = R.shrunk(e), R2 = R.shrunk(2 * e)
+            return 2 * (R1[a, b] * orthant(R1) + steinTerms(R1, a, b)) - (R2[a, b] * orthant(R2) + steinTerms(R2, a, b))
         }
-        return R[a, b] * orthant(R) + stein
+        return R[a, b] * orthant(R) + steinTerms(R, a, b)
     }
 
-    /// Below this smallest Cholesky pivot (with no pair within 10⁻⁴ of ±1), the Stein terms are
+    /// Below this smallest Cholesky pivot (with no pair within 10⁻⁴ of ±1), the expectation is
     /// evaluated on R_ε = (1 − ε)R + εI at ε = `regularisation` and 2ε and extrapolated linearly
     /// to ε = 0. Near a rank deficiency every conditional correlation ρ_kj of the four-field terms
     /// tends to ±1, where asin has an infinite slope: round-off δ in 1 − |ρ| becomes δ/√λ in the
-    /// terms, although their sum (like the expectation) is smooth in ε — the √λ parts cancel.
-    /// Measured against 40-digit arithmetic: 10⁻⁹ at rank 3 directly, 10⁻¹² extrapolated.
-    static let collectiveSingularity = 1e-9
+    /// terms, although their sum (the expectation) is smooth in ε — the √λ parts cancel. (The
+    /// orthant probability alone is not linear there, ~ε^{3/2}, so the whole expectation is
+    /// extrapolated, not the Stein terms alone.) Measured against 40-digit arithmetic at rank 3:
+    /// errors up to 1.5·10⁻⁹ directly, ~10⁻¹³ extrapolated.
+    static let collectiveSingularity = 1e-6
     static let regularisation = 1e-7
 
     /// Σ_{k≠b} R_ak Σ_{j≠k} S⁽ᵏ⁾_bj / (2π√(1 − R_kj²)) · Q_kj: E[z_a z_b 1_A] − R_ab P(A).

@@ -74,7 +74,7 @@ struct SpecOptions: ParsableArguments {
 
 /// Options of the d = ∞ integrator.
 struct IntegratorOptions: ParsableArguments {
-    @Option(name: .long, help: "Integration method: rk8pd (default, adaptive), rkck, rkf45, rk4, msadams, or euler (fixed step, as the public Euler codes).")
+    @Option(name: .long, help: "Integration method: rk8pd (default, adaptive), rkck, rkf45, rk4, or euler (fixed step, as the public Euler codes).")
     var method: ODEMethod = .rk8pd
 
     @Option(name: .long, help: "Relative tolerance of the adaptive methods (local error < atol + rtol·|y|).")

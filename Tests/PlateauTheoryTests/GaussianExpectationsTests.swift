@@ -968,10 +968,8 @@ struct GaussianExpectationsTests {
         let stein = E.slopePair(.relu, .linear, C)  // E[θ(u₁)]
         let quadrature = E.slopePair(.relu, .erf, C) / E.slopePair(.linear, .erf, C)
         let simulator = Activation.relu.derivative(0)
-        withKnownIssue("θ(0) = ½ in the closed forms, 0 in Activation.derivative and the quadrature route", isIntermittent: true) {
-            #expect(closedForm == simulator && stein == simulator && quadrature == simulator,
-                    "θ(0) implied: closed form \(closedForm), Stein \(stein), quadrature \(quadrature), Activation \(simulator)")
-        }
+        #expect(closedForm == simulator && stein == simulator && quadrature == simulator,
+                "θ(0) implied: closed form \(closedForm), Stein \(stein), quadrature \(quadrature), Activation \(simulator)")
     }
 
     /// Non-finite input must give non-finite output, never a plausible number. Checked on the
@@ -992,9 +990,7 @@ struct GaussianExpectationsTests {
                 }
             }
         }
-        withKnownIssue("ReLU closed forms clamp a NaN correlation into [−1, 1]", isIntermittent: true) {
-            #expect(swallowed.isEmpty, "\(swallowed.count) finite results from NaN input: \(swallowed)")
-        }
+        #expect(swallowed.isEmpty, "\(swallowed.count) finite results from NaN input: \(swallowed)")
     }
 
     // MARK: Level 4: the library's own quadrature against its closed forms
