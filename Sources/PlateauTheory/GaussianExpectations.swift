@@ -128,7 +128,7 @@ public struct GaussianExpectations: Sendable {
     public static func quarticRoute(_ s: Activation, _ f: Activation, _ g: Activation) -> ExpectationRoute {
         if s == .linear { return .stein }
         if s == .erf { return .closedForm }
-        if s == .relu && f == .relu && g == .relu { return .closedForm }
+        if s == .relu { return .closedForm }
         return .quadrature
     }
 
@@ -265,6 +265,11 @@ public struct GaussianExpectations: Sendable {
         }
         if s == .relu && f == .relu && g == .relu {
             return ReLUExpectations.slopeSlopeReluRelu(C)
+        }
+        if s == .relu {
+            // θ(u₁)θ(u₂) times erf, linear or ReLU factors: orthant probabilities and truncated
+            // moments (`OrthantMoments`), exact up to the orthant integral's ~10⁻¹³.
+            return OrthantMoments.slopeSlope(f, g, C)
         }
         if s == .erf && !(f == .erf && g == .erf) {
             // Tilt by σ'(u₁)σ'(u₂) = (2/π)e^{−(u₁² + u₂²)/2}: (2/π) det(I + C_AA)^{−1/2} E'[f(u₃) g(u₄)]

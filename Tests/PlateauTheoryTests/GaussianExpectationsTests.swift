@@ -522,17 +522,6 @@ private struct Combo: Sendable, Equatable, CustomTestStringConvertible {
         }
     }
 
-    /// The library's Gauss–Hermite route on an integrand whose ReLU kinks do not cancel by
-    /// symmetry. ReLU = (x + |x|)/2 and θ = (1 + sign)/2: in every two- and three-field mixed
-    /// combination the non-smooth part (|x| or sign) multiplies an odd function of the other
-    /// fields and sums to exactly zero under the symmetric rule, leaving only the error of the
-    /// smooth remainder; in the quartic, θθ and relu·relu leave even, kinked parts that a product
-    /// rule resolves only algebraically (≈ 1/n: E[relu(z)] with 12 nodes is 0.4130 for 0.3989),
-    /// off by more than the Monte Carlo resolution of level 2.
-    var isKinkedQuadrature: Bool {
-        route == .quadrature && shape == .quartic && (acts[0] == .relu || (acts[1] == .relu && acts[2] == .relu))
-    }
-
     func library(_ E: GaussianExpectations, _ C: [[Double]]) -> Double {
         let fc = fieldCovariance(C)
         switch shape {
@@ -745,9 +734,7 @@ struct GaussianExpectationsTests {
             if error > worst { (worst, worstCase) = (error, cov.name) }
             let message: Comment = "\(combo.testDescription) [\(combo.route.rawValue)] on \(cov.name): library \(value), reference \(reference), |Δ| = \(error)"
             if combo.route == .quadrature {
-                withKnownIssue("default Gauss–Hermite rules (64, 40, 20, 12 nodes) too coarse", isIntermittent: true) {
-                    #expect(error <= Self.quadratureTolerance * (1 + abs(reference)), message)
-                }
+                #expect(error <= Self.quadratureTolerance * (1 + abs(reference)), message)
             } else {
                 #expect(error <= Self.exactTolerance * (1 + abs(reference)), message)
             }
@@ -852,17 +839,11 @@ struct GaussianExpectationsTests {
             let (deviation, se) = estimates[c]
             let allowance = Self.monteCarloAllowance(se, values[c])
             let message: Comment = "\(combo.testDescription) [\(combo.route.rawValue)] on \(cov.name): library \(values[c]), MC \(values[c] + deviation) ± \(se)"
-            if combo.isKinkedQuadrature {
-                withKnownIssue("ReLU quartic via the default 12-node Gauss–Hermite rule", isIntermittent: true) {
-                    #expect(abs(deviation) <= allowance, message)
-                }
-            } else {
-                worstDeviation = max(worstDeviation, abs(deviation))
-                if se > 0 { worstZ = max(worstZ, abs(deviation) / se) }
-                #expect(abs(deviation) <= allowance, message)
-            }
+            worstDeviation = max(worstDeviation, abs(deviation))
+            if se > 0 { worstZ = max(worstZ, abs(deviation) / se) }
+            #expect(abs(deviation) <= allowance, message)
         }
-        print("[level 2] \(cov.name): max |MC − library| = \(worstDeviation), max |MC − library|/SE = \(worstZ) (kinked quartic quadrature excluded)")
+        print("[level 2] \(cov.name): max |MC − library| = \(worstDeviation), max |MC − library|/SE = \(worstZ)")
     }
 
     // MARK: Level 3: special values

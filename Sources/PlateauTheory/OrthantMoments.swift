@@ -1,0 +1,121 @@
+import Foundation
+import PlateauCore
+
+/// Orthant probabilities and truncated Gaussian moments over a small zero-mean Gaussian vector
+/// (≤ 6 variables), by Stein's lemma: with 1_A = Π_{k∈A} θ(u_k),
+///
+///     E[u_i 1_A]     = Σ_{k∈A} C_ik φ_k(0) P(A∖k | u_k = 0)
+///     E[u_i u_j 1_A] = C_ij P(A) + Σ_{k∈A, k≠j} C_ik φ_k(0) E[u_j 1_{A∖k} | u_k = 0]
+///
+/// φ_k(0) = (2π C_kk)^{−1/2}; conditioning on u_k = 0 keeps the vector zero-mean with covariance
+/// C − C_·k C_k· / C_kk. The orthant probabilities (|A| ≤ 4) are `ReLUExpectations.orthantProbability`
+/// (closed forms up to three fields, Plackett's one-dimensional integral for four). θ(0) = 0: a
+/// zero-variance variable in A makes the indicator vanish.
+struct OrthantMoments {
+    var n: Int
+    var C: [Double]   // n×n row-major
+
+    init(_ n: Int, _ C: [Double]) {
+        self.n = n
+        self.C = C
+    }
+
+    @inline(__always) func c(_ i: Int, _ j: Int) -> Double { C[i * n + j] }
+
+    /// The law given u_k = 0 (same indexing; u_k becomes identically 0).
+    func conditioned(on k: Int) -> OrthantMoments {
+        let ckk = c(k, k)
+        var out = C
+        for i in 0..<n { for j in 0..<n { out[i * n + j] -= c(i, k) * c(k, j) / ckk } }
+        return OrthantMoments(n, out)
+    }
+
+    /// P(u_k > 0 for all k in A).
+    func probability(_ A: [Int]) -> Double {
+        if A.isEmpty { return 1 }
+        // Merge exact duplicates of an index (θ(u)² = θ(u)); coincident distinct fields are merged
+        // inside `orthantProbability`.
+        var unique: [Int] = []
+        for k in A where !unique.contains(k) { unique.append(k) }
+        precondition(unique.count <= 4, "orthant probability of more than four fields")
+        for k in unique where !(c(k, k) > 0) { return c(k, k).isNaN ? .nan : 0 }
+        var upper: [Double] = []
+        for a in 0..<unique.count { for b in a..<unique.count { upper.append(c(unique[a], unique[b])) } }
+        return ReLUExpectations.orthantProbability(FieldCovariance(unique.count, upper: upper))
+    }
+
+    /// E[u_i 1_A].
+    func firstMoment(_ i: Int, _ A: [Int]) -> Double {
+        var unique: [Int] = []
+        for k in A where !unique.contains(k) { unique.append(k) }
+        var total = 0.0
+        for k in unique where c(i, k) != 0 {
+            let ckk = c(k, k)
+            guard ckk > 0 else { if ckk.isNaN { return .nan }; continue }
+            let rest = unique.filter { $0 != k }
+            total += c(i, k) / (2 * Double.pi * ckk).squareRoot() * conditioned(on: k).probability(rest)
+        }
+        return total
+    }
+
+    /// E[u_i u_j 1_A].
+    func secondMoment(_ i: Int, _ j: Int, _ A: [Int]) -> Double {
+        var unique: [Int] = []
+        for k in A where !unique.contains(k) { unique.append(k) }
+        var total = c(i, j) * probability(unique)
+        for k in unique where k != j && c(i, k) != 0 {
+            let ckk = c(k, k)
+            guard ckk > 0 else { if ckk.isNaN { return .nan }; continue }
+            let rest = unique.filter { $0 != k }
+            total += c(i, k) / (2 * Double.pi * ckk).squareRoot() * conditioned(on: k).firstMoment(j, rest)
+        }
+        return total
+    }
+
+    /// E[Π(poly) 1_A] for a monomial of degree ≤ 2.
+    func moment(_ poly: [Int], _ A: [Int]) -> Double {
+        switch poly.count {
+        case 0: return probability(A)
+        case 1: return firstMoment(poly[0], A)
+        default: return secondMoment(poly[0], poly[1], A)
+        }
+    }
+}
+
+extension OrthantMoments {
+    /// A factor f(u) of an integrand written as Σ coefficient · (monomial) · (indicators), exactly:
+    /// linear u = u; relu(u) = u θ(u); erf(u/√2) = E_w[2θ(u + w) − 1] with an independent w ~ N(0, 1),
+    /// i.e. the indicator of an augmented variable v = u + w of variance C_uu + 1.
+    struct Term {
+        var coefficient: Double
+        var monomial: [Int]
+        var indicators: [Int]
+    }
+
+    static func expand(_ a: Activation, field u: Int, augmented v: Int) -> [Term] {
+        switch a {
+        case .linear: return [Term(coefficient: 1, monomial: [u], indicators: [])]
+        case .relu: return [Term(coefficient: 1, monomial: [u], indicators: [u])]
+        case .erf: return [Term(coefficient: 2, monomial: [], indicators: [v]), Term(coefficient: -1, monomial: [], indicators: [])]
+        }
+    }
+
+    /// E[θ(u₁) θ(u₂) f(u₃) g(u₄)] for f, g ∈ {erf, linear, relu}, exactly.
+    static func slopeSlope(_ f: Activation, _ g: Activation, _ C: FieldCovariance) -> Double {
+        // Augmented vector (u₁, u₂, u₃, u₄, v₃ = u₃ + w₃, v₄ = u₄ + w₄).
+        let n = 6
+        var M = [Double](repeating: 0, count: n * n)
+        let source = [0, 1, 2, 3, 2, 3]
+        for i in 0..<n { for j in 0..<n { M[i * n + j] = C[source[i], source[j]] } }
+        M[4 * n + 4] += 1
+        M[5 * n + 5] += 1
+        let law = OrthantMoments(n, M)
+        var total = 0.0
+        for a in expand(f, field: 2, augmented: 4) {
+            for b in expand(g, field: 3, augmented: 5) {
+                total += a.coefficient * b.coefficient * law.moment(a.monomial + b.monomial, [0, 1] + a.indicators + b.indicators)
+            }
+        }
+        return total
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+import PlateauCore
+@testable import PlateauTheory
+
+/// The orthant-moment route against independent formulas: the dedicated ReLU quartic
+/// (`ReLUExpectations`, its own derivation) and closed forms of simple cases.
+@Suite("Orthant moments")
+struct OrthantMomentsTests {
+    static func randomCovariance(seed: UInt64) -> FieldCovariance {
+        var state = seed
+        func next() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53) - 0.5
+        }
+        let A = (0..<4).map { _ in (0..<5).map { _ in next() * 2 } }
+        var upper: [Double] = []
+        for i in 0..<4 { for j in i..<4 { upper.append(zip(A[i], A[j]).map(*).reduce(0, +)) } }
+        return FieldCovariance(4, upper: upper)
+    }
+
+    @Test("relu·relu through the generic expansion equals the dedicated ReLU quartic")
+    func agreesWithDedicated() {
+        for seed in 1...20 as ClosedRange<UInt64> {
+            let C = Self.randomCovariance(seed: seed)
+            let generic = OrthantMoments.slopeSlope(.relu, .relu, C)
+            let dedicated = ReLUExpectations.slopeSlopeReluRelu(C)
+            #expect(abs(generic - dedicated) < 1e-11, "seed \(seed): \(generic) vs \(dedicated)")
+        }
+    }
+
+    @Test("independent fields factorise: E[θθ] E[f] E[g]")
+    func independent() {
+        let C = FieldCovariance(4, upper: [1.3, 0, 0, 0, 0.7, 0, 0, 2.0, 0, 0.5])
+        // E[θ(u₁)θ(u₂)] = ¼; E[u] = 0 and E[erf] = 0 by symmetry; E[relu(u)] = √(c/2π).
+        #expect(abs(OrthantMoments.slopeSlope(.relu, .relu, C) - 0.25 * (2.0 / (2 * .pi)).squareRoot() * (0.5 / (2 * .pi)).squareRoot()) < 1e-14)
+        #expect(abs(OrthantMoments.slopeSlope(.erf, .relu, C)) < 1e-14)
+        #expect(abs(OrthantMoments.slopeSlope(.linear, .linear, C)) < 1e-14)
+    }
+
+    @Test("identical fields: E[θ(u)² u²] = c/2, E[θ(u)² erf(u/√2)²] = ½E[erf(u/√2)²] = (1/π) asin(c/(1+c))")
+    func identical() {
+        let c = 1.7
+        let C = FieldCovariance(4, upper: [c, c, c, c, c, c, c, c, c, c])
+        #expect(abs(OrthantMoments.slopeSlope(.linear, .linear, C) - c / 2) < 1e-12)
+        #expect(abs(OrthantMoments.slopeSlope(.relu, .linear, C) - c / 2) < 1e-12)
+        #expect(abs(OrthantMoments.slopeSlope(.erf, .erf, C) - asin(c / (1 + c)) / .pi) < 1e-12)
+    }
+}
