@@ -74,3 +74,15 @@ extension GSL {
         return out
     }
 }
+
+extension GSL {
+    /// Nodes and weights of the n-point Gauss–Legendre rule on [0, 1] (GSL's glfixed tables).
+    static func gaussLegendreUnit(_ n: Int) -> (nodes: [Double], weights: [Double]) {
+        _ = ready
+        let table = gsl_integration_glfixed_table_alloc(n)!
+        defer { gsl_integration_glfixed_table_free(table) }
+        var x = [Double](repeating: 0, count: n), w = x
+        for i in 0..<n { _ = gsl_integration_glfixed_point(0, 1, i, &x[i], &w[i], table) }
+        return (x, w)
+    }
+}

@@ -27,6 +27,11 @@ struct OrthantMoments {
         let ckk = c(k, k)
         var out = C
         for i in 0..<n { for j in 0..<n { out[i * n + j] -= c(i, k) * c(k, j) / ckk } }
+        // A variable identical to u_k (up to rounding) is exactly 0 given u_k = 0: zero its row and
+        // column instead of keeping a rounding-size variance (whose φ(0) would amplify noise).
+        for i in 0..<n where out[i * n + i] <= 1e-12 * max(c(i, i), 0) {
+            for j in 0..<n { out[i * n + j] = 0; out[j * n + i] = 0 }
+        }
         return OrthantMoments(n, out)
     }
 
@@ -41,7 +46,51 @@ struct OrthantMoments {
         for k in unique where !(c(k, k) > 0) { return c(k, k).isNaN ? .nan : 0 }
         var upper: [Double] = []
         for a in 0..<unique.count { for b in a..<unique.count { upper.append(c(unique[a], unique[b])) } }
+        if unique.count == 4, let p = Self.smoothOrthant4(unique.map { i in unique.map { j in c(i, j) } }) { return p }
         return ReLUExpectations.orthantProbability(FieldCovariance(unique.count, upper: upper))
+    }
+
+    static let legendre = GSL.gaussLegendreUnit(96)
+    static let pairs = [(0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2), (2, 3, 0, 1)]
+    static let others = [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]
+
+    /// The (i, j) cofactor of a row-major 4×4 matrix.
+    @inline(__always) static func cofactor(_ m: [Double], _ i: Int, _ j: Int) -> Double {
+        let r = others[i], c = others[j]
+        @inline(__always) func e(_ a: Int, _ b: Int) -> Double { m[r[a] * 4 + c[b]] }
+        let d = e(0, 0) * (e(1, 1) * e(2, 2) - e(1, 2) * e(2, 1)) - e(0, 1) * (e(1, 0) * e(2, 2) - e(1, 2) * e(2, 0))
+            + e(0, 2) * (e(1, 0) * e(2, 1) - e(1, 1) * e(2, 0))
+        return (i + j) % 2 == 0 ? d : -d
+    }
+
+    /// P(u > 0) for four fields by Plackett's reduction along R(τ) = I + τ(R − I) on a fixed
+    /// 96-point Gauss–Legendre rule in s = √(1 − τ) — a smooth function of the covariance (an ODE right-hand side
+    /// needs that; adaptive subdivision is not). dP/dτ = Σ_{i<j} ρ_ij φ₂(0, 0; τρ_ij) P(u_k, u_l > 0 |
+    /// u_i = u_j = 0), the last a bivariate orthant of the partial correlation −A_kl/√(A_kk A_ll), A
+    /// the cofactor matrix of R(τ) (defined also where R is singular). Returns nil when two fields
+    /// are (anti-)coincident (|ρ| > 1 − 10⁻⁸), where the merged lower-dimensional form is exact.
+    static func smoothOrthant4(_ C: [[Double]]) -> Double? {
+        var R = [[Double]](repeating: [Double](repeating: 0, count: 4), count: 4)
+        for i in 0..<4 { for j in 0..<4 { R[i][j] = C[i][j] / (C[i][i] * C[j][j]).squareRoot() } }
+        for i in 0..<4 { for j in (i + 1)..<4 where !(abs(R[i][j]) <= 1 - 1e-8) { return nil } }
+        var integral = 0.0
+        let (x, w) = legendre
+        var m = [Double](repeating: 0, count: 16)
+        for q in 0..<x.count {
+            // τ = 1 − s²: nodes cluster at τ → 1, where a nearly singular R sharpens the integrand.
+            let tau = 1 - x[q] * x[q], jacobian = 2 * x[q]
+            for i in 0..<4 { for j in 0..<4 { m[i * 4 + j] = i == j ? 1 : tau * R[i][j] } }
+            var derivative = 0.0
+            for (i, j, k, l) in Self.pairs where R[i][j] != 0 {
+                let r = tau * R[i][j]
+                let density = 1 / (2 * Double.pi * (1 - r * r).squareRoot())
+                let akk = Self.cofactor(m, k, k), all = Self.cofactor(m, l, l), akl = Self.cofactor(m, k, l)
+                let partial = akk > 0 && all > 0 ? max(-1, min(1, -akl / (akk * all).squareRoot())) : 0
+                derivative += R[i][j] * density * (0.25 + asin(partial) / (2 * Double.pi))
+            }
+            integral += w[q] * jacobian * derivative
+        }
+        return 1.0 / 16 + integral
     }
 
     /// E[u_i 1_A].

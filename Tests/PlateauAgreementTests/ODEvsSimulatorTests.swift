@@ -74,6 +74,20 @@ struct ODEvsSimulatorTests {
         try Self.check(Self.experiment(eta: 0.2, time: 10, activation: .linear), seed: 16, label: "linear")
     }
 
+    @Test("ReLU student, ReLU teacher (orthant-moment route)")
+    func relu() throws {
+        try Self.check(Self.experiment(eta: 0.3, time: 10, activation: .relu), seed: 17, label: "relu")
+    }
+
+    @Test("ReLU student, erf teacher, correlation loss and a batch (mixed routes)")
+    func reluStudentErfTeacher() throws {
+        var e = Self.experiment(batchSize: 4, eta: 0.5, time: 5, activation: .erf)
+        e.student.activation = .relu
+        try Self.check(e, seed: 18, label: "relu student, erf teacher")
+        e.training.loss = .correlation
+        try Self.check(e, seed: 19, label: "relu student, erf teacher, correlation loss")
+    }
+
     /// The finite-size scaling of the deviation: RMS(simulation − theory) ∝ d^{-1/2}. A wrong
     /// learning-rate (or time) convention leaves an O(1) deviation: slope ≈ 0, caught here.
     @Test("finite-size scaling: slope of log RMS deviation vs log d in [−0.75, −0.25]; wrong η gives ≈ 0")

@@ -47,3 +47,21 @@ struct OrthantMomentsTests {
         #expect(abs(OrthantMoments.slopeSlope(.erf, .erf, C) - asin(c / (1 + c)) / .pi) < 1e-12)
     }
 }
+
+@Suite("Smooth four-field orthant probability")
+struct SmoothOrthantTests {
+    @Test("fixed-rule Plackett integral equals the adaptive one, and known values")
+    func values() {
+        // Equicorrelation ½: 1/5.
+        let half = (0..<4).map { i in (0..<4).map { j in i == j ? 1.0 : 0.5 } }
+        #expect(abs(OrthantMoments.smoothOrthant4(half)! - 0.2) < 1e-12)
+        #expect(abs(OrthantMoments.smoothOrthant4((0..<4).map { i in (0..<4).map { j in i == j ? 2.0 : 0 } })! - 1.0 / 16) < 1e-15)
+        for seed in 1...20 as ClosedRange<UInt64> {
+            let C = OrthantMomentsTests.randomCovariance(seed: seed)
+            let m = (0..<4).map { i in (0..<4).map { j in C[i, j] } }
+            let smooth = OrthantMoments.smoothOrthant4(m)!
+            let adaptive = ReLUExpectations.orthantProbability(C)
+            #expect(abs(smooth - adaptive) < 1e-9, "seed \(seed): \(smooth) vs \(adaptive)")
+        }
+    }
+}
