@@ -55,7 +55,7 @@ struct CLITests {
     func help() throws {
         let r = try Self.run(["--help"])
         #expect(r.status == 0)
-        for word in ["ode", "simulate", "compare", "teacher:", "student:", "training:", "learningRate"] {
+        for word in ["ode", "simulate", "compare", "describe", "teacher:", "student:", "training:", "learningRate"] {
             #expect(r.stdout.contains(word), "help lacks \(word)")
         }
         for sub in ["ode", "simulate", "compare"] {
@@ -97,6 +97,21 @@ struct CLITests {
         for f in ["c/report.json", "c/scaling.csv", "c/d100/agreement.csv", "c/d200/theory.csv"] {
             #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), "missing \(f)")
         }
+    }
+
+    @Test("describe: information exponent and leap; parse errors point at the column")
+    func describe() throws {
+        let he3 = try Self.run(["describe", "--activation", "He3(x)"])
+        #expect(he3.status == 0 && he3.stdout.contains("information exponent: 3"), "\(he3.stdout)\(he3.stderr)")
+        let parity = try Self.run(["describe", "--target", "sign(z1*z2*z3)", "--format", "json"])
+        #expect(parity.status == 0)
+        let json = try JSONSerialization.jsonObject(with: Data(parity.stdout.utf8)) as? [String: Any]
+        let item = (json?["items"] as? [[String: Any]])?.first
+        #expect(item?["leap"] as? Int == 3)
+        let bad = try Self.run(["describe", "--target", "tanh(z1 + z2^3 - 3*z2"])
+        #expect(bad.status == 64 && bad.stderr.contains("column"), "\(bad.stderr)")
+        let none = try Self.run(["describe"])
+        #expect(none.status == 64)
     }
 
     @Test("bad input: exit code 64, the field and the value named, nothing written",
