@@ -41,7 +41,9 @@ public func cblasProviderForGSL(symbol: String = "cblas_dgemm") -> String? {
     guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), symbol) else { return nil }
     // Find the mapped file containing the address (Linux: /proc/self/maps).
     let target = UInt(bitPattern: address)
-    guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return nil }
+    // /proc files report size 0: read to the end rather than by size.
+    guard let data = FileHandle(forReadingAtPath: "/proc/self/maps")?.readDataToEndOfFile() else { return nil }
+    let maps = String(decoding: data, as: UTF8.self)
     for line in maps.split(separator: "\n") {
         let parts = line.split(separator: " ", omittingEmptySubsequences: true)
         guard parts.count >= 6 else { continue }
