@@ -112,8 +112,8 @@ public enum Agreement {
                 let devs = (0..<R).map { simulation[$0].values[i][cs] - theory[$0].values[i][ct] }
                 let sims = (0..<R).map { simulation[$0].values[i][cs] }
                 let ths = (0..<R).map { theory[$0].values[i][ct] }
-                let (md, sd) = meanSE(devs)
-                let (ms, ss) = meanSE(sims)
+                let (md, sd) = SeedStatistics.meanAndStandardError(devs)
+                let (ms, ss) = SeedStatistics.meanAndStandardError(sims)
                 let threshold = z * (sd.isFinite ? sd : 0) + allowance
                 for d in devs { sumSq += d * d; count += 1 }
                 out.append(ObservableComparison(
@@ -124,14 +124,6 @@ public enum Agreement {
         }
         return AgreementReport(dimension: dimension, seeds: R, criticalValue: z, criterion: criterion,
                                comparisons: out, rmsDeviation: (sumSq / Double(max(count, 1))).squareRoot())
-    }
-
-    static func meanSE(_ xs: [Double]) -> (Double, Double) {
-        let n = Double(xs.count)
-        let m = xs.reduce(0, +) / n
-        guard xs.count > 1 else { return (m, .nan) }
-        let v = xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / (n - 1)
-        return (m, (v / n).squareRoot())
     }
 }
 

@@ -15,19 +15,22 @@ public enum SeedStatistics {
         var counts: [Int] = []
         for i in 0..<rows {
             let present = curves.filter { $0.times.count > i }
-            let n = Double(present.count)
             var m = [Double](repeating: 0, count: names.count), s = m
-            for c in 0..<names.count {
-                let xs = present.map { $0.values[i][c] }
-                let mu = xs.reduce(0, +) / n
-                m[c] = mu
-                s[c] = xs.count > 1 ? (xs.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / (n - 1) / n).squareRoot() : .nan
-            }
+            for c in 0..<names.count { (m[c], s[c]) = meanAndStandardError(present.map { $0.values[i][c] }) }
             mean.append(time: present[0].times[i], values: m)
             se.append(time: present[0].times[i], values: s)
             counts.append(present.count)
         }
         return (mean, se, counts)
+    }
+
+    /// Sample mean and its standard error (sample standard deviation / √n); NaN error for n < 2.
+    public static func meanAndStandardError(_ xs: [Double]) -> (mean: Double, standardError: Double) {
+        let n = Double(xs.count)
+        let m = xs.reduce(0, +) / n
+        guard xs.count > 1 else { return (m, .nan) }
+        let v = xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / (n - 1)
+        return (m, (v / n).squareRoot())
     }
 
     /// The two-sided critical value for `comparisons` simultaneous tests at family-wise error

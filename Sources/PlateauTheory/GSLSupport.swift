@@ -88,3 +88,21 @@ extension GSL {
         return (x, w)
     }
 }
+
+/// A Swift closure behind a `gsl_function` (one trampoline for every GSL integration).
+final class GSLIntegrand {
+    let f: (Double) -> Double
+    init(_ f: @escaping (Double) -> Double) { self.f = f }
+
+    static let trampoline: @convention(c) (Double, UnsafeMutableRawPointer?) -> Double = { x, context in
+        Unmanaged<GSLIntegrand>.fromOpaque(context!).takeUnretainedValue().f(x)
+    }
+
+    /// Runs `body` with a `gsl_function` evaluating `f`.
+    static func with<R>(_ f: @escaping (Double) -> Double, _ body: (inout gsl_function) -> R) -> R {
+        let box = Unmanaged.passRetained(GSLIntegrand(f))
+        defer { box.release() }
+        var function = gsl_function(function: trampoline, params: box.toOpaque())
+        return body(&function)
+    }
+}

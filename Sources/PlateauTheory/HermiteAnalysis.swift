@@ -160,29 +160,19 @@ public enum HermiteAnalysis {
     }
 }
 
-private final class GaussianIntegrand {
-    let f: (Double) -> Double
-    init(_ f: @escaping (Double) -> Double) { self.f = f }
-}
-
 extension GSL {
     /// E[f(z)], z ~ N(0, 1), by GSL's adaptive qagi on (−∞, ∞); returns (value, error estimate).
     static func integrateGaussian(_ f: @escaping (Double) -> Double) -> (Double, Double) {
         _ = ready
-        let box = GaussianIntegrand(f)
-        let unmanaged = Unmanaged.passRetained(box)
-        defer { unmanaged.release() }
-        var function = gsl_function(function: { x, params in
-            let b = Unmanaged<GaussianIntegrand>.fromOpaque(params!).takeUnretainedValue()
-            return b.f(x) * exp(-0.5 * x * x) * 0.39894228040143267794
-        }, params: unmanaged.toOpaque())
         let work = gsl_integration_workspace_alloc(1000)!
         defer { gsl_integration_workspace_free(work) }
         var result = 0.0, error = 0.0
         // Split at 0, where kinks and jumps of the usual links sit.
         var left = 0.0, leftError = 0.0
-        _ = gsl_integration_qagil(&function, 0, 1e-14, 1e-11, 1000, work, &left, &leftError)
-        _ = gsl_integration_qagiu(&function, 0, 1e-14, 1e-11, 1000, work, &result, &error)
+        GSLIntegrand.with({ x in f(x) * exp(-0.5 * x * x) * 0.39894228040143267794 }) { function in
+            _ = gsl_integration_qagil(&function, 0, 1e-14, 1e-11, 1000, work, &left, &leftError)
+            _ = gsl_integration_qagiu(&function, 0, 1e-14, 1e-11, 1000, work, &result, &error)
+        }
         return (left + result, leftError + error)
     }
 }

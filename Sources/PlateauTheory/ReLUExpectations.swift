@@ -397,26 +397,16 @@ public enum ReLUExpectations {
 
     // MARK: GSL adaptive quadrature
 
-    private final class IntegrandBox {
-        let f: (Double) -> Double
-        init(_ f: @escaping (Double) -> Double) { self.f = f }
-    }
-
-    private static let trampoline: @convention(c) (Double, UnsafeMutableRawPointer?) -> Double = { x, context in
-        Unmanaged<IntegrandBox>.fromOpaque(context!).takeUnretainedValue().f(x)
-    }
-
     /// ∫_a^b f by GSL qag (21-point Gauss–Kronrod, adaptive bisection). A GSL status other than
     /// success (round-off limiting the tolerance) still leaves the best estimate, which is returned.
     static func adaptiveIntegral(_ a: Double, _ b: Double, _ f: @escaping (Double) -> Double) -> Double {
         _ = GSL.ready
         guard let workspace = gsl_integration_workspace_alloc(limit) else { return .nan }
         defer { gsl_integration_workspace_free(workspace) }
-        let box = Unmanaged.passRetained(IntegrandBox(f))
-        defer { box.release() }
-        var function = gsl_function(function: trampoline, params: box.toOpaque())
         var result = 0.0, error = 0.0
-        _ = gsl_integration_qag(&function, a, b, epsabs, epsrel, limit, Int32(GSL_INTEG_GAUSS21), workspace, &result, &error)
+        GSLIntegrand.with(f) { function in
+            _ = gsl_integration_qag(&function, a, b, epsabs, epsrel, limit, Int32(GSL_INTEG_GAUSS21), workspace, &result, &error)
+        }
         return result
     }
 
@@ -426,13 +416,12 @@ public enum ReLUExpectations {
         _ = GSL.ready
         guard let workspace = gsl_integration_workspace_alloc(limit) else { return .nan }
         defer { gsl_integration_workspace_free(workspace) }
-        let box = Unmanaged.passRetained(IntegrandBox(f))
-        defer { box.release() }
-        var function = gsl_function(function: trampoline, params: box.toOpaque())
         var result = 0.0, error = 0.0
         var points = breakpoints
-        _ = points.withUnsafeMutableBufferPointer { p in
-            gsl_integration_qagp(&function, p.baseAddress, p.count, epsabs, epsrel, limit, workspace, &result, &error)
+        GSLIntegrand.with(f) { function in
+            _ = points.withUnsafeMutableBufferPointer { p in
+                gsl_integration_qagp(&function, p.baseAddress, p.count, epsabs, epsrel, limit, workspace, &result, &error)
+            }
         }
         return result
     }
