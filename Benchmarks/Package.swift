@@ -2,6 +2,7 @@
 // Performance suites for Plateau's hot paths, outside the CI gate.
 //   swift package --scratch-path ../.build-bench benchmark          (package-benchmark suites)
 //   swift run -c release --scratch-path ../.build-bench simulator-timing    (plain timing, no plugin)
+//   swift run -c release --scratch-path ../.build-bench route-timing        (ODE right-hand side per expectation route)
 import PackageDescription
 
 let package = Package(
@@ -37,5 +38,12 @@ let package = Package(
                 .product(name: "PlateauCore", package: "Plateau"),
             ],
             path: "Tools/SimulatorTiming"),
+        .executableTarget(
+            name: "route-timing",
+            dependencies: [
+                .product(name: "PlateauTheory", package: "Plateau"),
+                .product(name: "PlateauCore", package: "Plateau"),
+            ],
+            path: "Tools/RouteTiming"),
     ]
 )

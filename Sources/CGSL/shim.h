@@ -13,6 +13,7 @@
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_fit.h>
 #include <gsl/gsl_blas.h>
+#include <gsl/gsl_qrng.h>
 
 /* GSL exposes its step types as mutable globals, which Swift 6 strict concurrency rejects.
    These accessors wrap them once. */
@@ -21,5 +22,6 @@ static inline const gsl_odeiv2_step_type *plateau_step_rkf45(void) { return gsl_
 static inline const gsl_odeiv2_step_type *plateau_step_rkck(void) { return gsl_odeiv2_step_rkck; }
 static inline const gsl_odeiv2_step_type *plateau_step_rk4(void) { return gsl_odeiv2_step_rk4; }
 static inline const gsl_integration_fixed_type *plateau_fixed_hermite(void) { return gsl_integration_fixed_hermite; }
+static inline const gsl_qrng_type *plateau_qrng_sobol(void) { return gsl_qrng_sobol; }
 
 #endif

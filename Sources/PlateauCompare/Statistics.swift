@@ -49,7 +49,8 @@ public enum SeedStatistics {
         var c0 = 0.0, c1 = 0.0, cov00 = 0.0, cov01 = 0.0, cov11 = 0.0, sumsq = 0.0
         _ = gsl_set_error_handler_off()
         _ = gsl_fit_linear(x, 1, y, 1, x.count, &c0, &c1, &cov00, &cov01, &cov11, &sumsq)
-        // gsl_fit_linear's covariance uses the residual variance; for two points it is zero.
-        return (c0, c1, cov11.squareRoot())
+        // gsl_fit_linear's covariance uses the residual variance sumsq/(n − 2): with two points the
+        // line fits exactly and the standard error is undefined (NaN), not zero.
+        return (c0, c1, x.count > 2 ? cov11.squareRoot() : .nan)
     }
 }

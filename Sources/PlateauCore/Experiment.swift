@@ -16,26 +16,78 @@ public enum TrainingProtocol: String, Sendable, Hashable, CaseIterable, Codable 
     case amp
 }
 
-/// The teacher: y = Σ_r weights_r σ*(ν_r) + √Δ ξ with ν = W*x/√d, W*W*ᵀ/d = P.
+/// The teacher: y = g(ν) + √Δ ξ with ν = W*x/√d, W*W*ᵀ/d = P, where g is either a committee
+/// Σ_r weights_r σ*(ν_r) or any link g(z1, …, z_k) written as an expression (`link`).
 public struct TeacherSpec: Sendable, Hashable {
     /// Number of hidden directions k.
     public var k: Int
-    /// The per-direction activation σ* of the committee teacher.
+    /// The per-direction activation σ* of the committee teacher (unused when `link` is set).
     public var activation: Activation
-    /// Second-layer weights of the teacher (length k).
+    /// Second-layer weights of the committee teacher (length k; unused when `link` is set).
     public var weights: [Double]
     /// Teacher–teacher overlap P = W*W*ᵀ/d (k×k, symmetric PSD).
     public var covariance: Matrix
     /// Label-noise variance Δ (a variance, not a standard deviation).
     public var noiseVariance: Double
+    /// A multi-index link g(z1, …, z_k) (an expression over `.target(k:)`); nil for a committee.
+    public var link: Formula?
 
     public init(k: Int, activation: Activation = .erf, weights: [Double]? = nil, covariance: Matrix? = nil,
-                noiseVariance: Double = 0) {
+                noiseVariance: Double = 0, link: Formula? = nil) {
         self.k = k
         self.activation = activation
         self.weights = weights ?? Array(repeating: 1, count: k)
         self.covariance = covariance ?? .identity(k)
         self.noiseVariance = noiseVariance
+        self.link = link
+    }
+
+    /// A teacher with the link `g` over k indices (`g.variables` must be `.target(k:)`).
+    public init(link g: Formula, covariance: Matrix? = nil, noiseVariance: Double = 0) {
+        guard case let .target(k) = g.variables else { preconditionFailure("a link is an expression in z1…zk") }
+        self.init(k: k, covariance: covariance, noiseVariance: noiseVariance, link: g)
+    }
+
+    /// Whether the target is a committee Σ_r weights_r σ*(ν_r) (so that its expectations decompose
+    /// into one- and two-index pieces).
+    public var isCommittee: Bool { link == nil }
+
+    /// The noiseless target g(ν) at teacher fields ν (length k). Allocation-free.
+    @inlinable public func output(_ nu: UnsafePointer<Double>) -> Double {
+        if let link { return link.value(UnsafeBufferPointer(start: nu, count: k)) }
+        var y = 0.0
+        for r in 0..<k { y += weights[r] * activation.value(nu[r]) }
+        return y
+    }
+
+    /// The target as one expression in z1…zk (a committee is written out as Σ_r b_r σ*(z_r)).
+    public var targetFormula: Formula {
+        if let link { return link }
+        let sigma = activation.expression
+        var root: Formula.Node?
+        for r in 0..<k where weights[r] != 0 {
+            let term = Formula.Node.multiply(.constant(weights[r]), sigma.root.substituting(variable: 1, with: .variable(r + 1)))
+            root = root.map { .add($0, term) } ?? term
+        }
+        return Formula(root: root ?? .constant(0), variables: .target(k: k))
+    }
+
+    /// The target's description: the link, or the committee with its activation and weights.
+    public var targetDescription: String {
+        if let link { return "g(z) = \(link)" }
+        return "g(z) = Σ_r b_r σ*(z_r), σ* = \(activation.formula), b = \(weights)"
+    }
+
+    /// Whether the target is analytic in ν (no kinks or jumps; see `Formula.isSmooth`).
+    public var isSmooth: Bool {
+        if let link { return link.isSmooth }
+        return activation.isSmooth
+    }
+
+    /// Whether the target is a polynomial in ν.
+    public var isPolynomial: Bool {
+        if let link { return link.isPolynomial }
+        return activation.isPolynomial
     }
 }
 

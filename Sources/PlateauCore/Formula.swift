@@ -204,6 +204,12 @@ public struct Formula: Sendable, Hashable, CustomStringConvertible {
     /// as `sqrt(2)` or `erf(1)`, counts as a constant provided its value is finite).
     public var isPolynomial: Bool { root.isPolynomial }
 
+    /// Whether the expression is analytic on the whole real line (no kink, jump or singularity):
+    /// built from polynomials, erf, erfc, tanh, exp, sin, cos and sigmoid, with division only by
+    /// variable-free subexpressions. relu, sign, abs, step, min, max, sqrt, log, non-integer powers
+    /// and division by a variable make it not smooth (quadrature then converges only algebraically).
+    public var isSmooth: Bool { root.isSmooth }
+
     /// The expansion of a polynomial expression (nil if `isPolynomial` is false): exponent vector →
     /// coefficient, where the exponent vector has `variables.count` entries and entry i − 1 is the
     /// power of variable i. Heₙ is expanded through its recurrence. Terms whose coefficient is exactly
@@ -345,6 +351,47 @@ extension Formula.Node {
         var used = Set<Int>()
         collectVariables(into: &used)
         return used
+    }
+
+    var isSmooth: Bool {
+        switch self {
+        case .constant, .variable: return true
+        case let .call(f, u):
+            switch f {
+            case .relu, .sign, .abs, .step, .sqrt, .log: return !u.hasVariables
+            default: return u.isSmooth
+            }
+        case let .minimum(u, v), let .maximum(u, v): return !u.hasVariables && !v.hasVariables
+        case let .divide(u, v): return u.isSmooth && !v.hasVariables
+        case let .power(u, v):
+            if v.hasVariables { return !u.hasVariables && u.isSmooth && v.isSmooth }
+            return u.isSmooth && Formula.Node.isNonNegativeInteger(v)
+        default: return children.allSatisfy(\.isSmooth)
+        }
+    }
+
+    static func isNonNegativeInteger(_ v: Formula.Node) -> Bool {
+        let x = Formula(root: v, variables: .activation).value(0)
+        return x >= 0 && x == x.rounded() && x < 1e6
+    }
+
+    /// The tree with every occurrence of `variable` replaced by `replacement`.
+    func substituting(variable: Int, with replacement: Formula.Node) -> Formula.Node {
+        func sub(_ n: Formula.Node) -> Formula.Node { n.substituting(variable: variable, with: replacement) }
+        switch self {
+        case .constant: return self
+        case let .variable(i): return i == variable ? replacement : self
+        case let .negate(u): return .negate(sub(u))
+        case let .add(u, v): return .add(sub(u), sub(v))
+        case let .subtract(u, v): return .subtract(sub(u), sub(v))
+        case let .multiply(u, v): return .multiply(sub(u), sub(v))
+        case let .divide(u, v): return .divide(sub(u), sub(v))
+        case let .power(u, v): return .power(sub(u), sub(v))
+        case let .hermite(n, u): return .hermite(n, sub(u))
+        case let .call(f, u): return .call(f, sub(u))
+        case let .minimum(u, v): return .minimum(sub(u), sub(v))
+        case let .maximum(u, v): return .maximum(sub(u), sub(v))
+        }
     }
 
     func collectVariables(into used: inout Set<Int>) {

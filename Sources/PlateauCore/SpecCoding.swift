@@ -61,6 +61,13 @@ extension Experiment {
             initTree = ["random": r]
         case let .orthogonal(Q): initTree = ["orthogonal": ["Q": matrix(Q)]]
         }
+        var teacherTree: [String: Any] = ["k": teacher.k, "P": matrix(teacher.covariance), "noise": teacher.noiseVariance]
+        if let link = teacher.link {
+            teacherTree["target"] = link.description
+        } else {
+            teacherTree["activation"] = teacher.activation.name
+            teacherTree["weights"] = teacher.weights
+        }
         var times: Any
         switch output.times {
         case let .log(count, start): times = ["log": count, "start": start]
@@ -68,10 +75,7 @@ extension Experiment {
         case let .list(ts): times = ts
         }
         return [
-            "teacher": [
-                "k": teacher.k, "activation": teacher.activation.name, "weights": teacher.weights,
-                "P": matrix(teacher.covariance), "noise": teacher.noiseVariance,
-            ] as [String: Any],
+            "teacher": teacherTree,
             "student": [
                 "p": student.p, "activation": student.activation.name, "secondLayer": student.secondLayer,
                 "trainSecondLayer": student.trainSecondLayer,
@@ -97,8 +101,11 @@ extension Experiment {
     public static let sampleYAML = """
     teacher:
       k: 2
-      activation: erf          # erf (= erf(x/√2)) | linear | relu
+      activation: erf          # erf (= erf(x/√2)) | linear | relu | tanh | HeN | an expression in x
       weights: [1, 1]          # g(ν) = Σ_r weights_r σ*(ν_r); a scalar means all equal
+      # target: "z1 + z1*z2"   # instead of activation/weights: any link g(z1…zk), or
+      # preset: staircase      # a named one (committee-erf, committee-relu, committee-tanh,
+                               # staircase, parity, he2, he3, he4)
       P: identity              # or a k×k symmetric PSD matrix
       noise: 0.0               # label-noise variance Δ
     student:
@@ -250,14 +257,15 @@ struct SpecReader {
         try rejectUnknown(["teacher", "student", "training", "init", "output"])
         // Teacher
         let t = try sub("teacher")!
-        try t.rejectUnknown(["k", "activation", "weights", "P", "noise"])
+        try t.rejectUnknown(["k", "activation", "weights", "P", "noise", "target", "preset"])
         let k = try t.int("k")
         guard k >= 1, k <= 64 else { throw SpecError(field: t.field("k"), value: "\(k)", reason: "must be an integer in 1...64") }
         let teacher = TeacherSpec(
             k: k, activation: try t.activation("activation"),
             weights: try t.vector("weights", count: k, default: 1),
             covariance: try t.matrix("P", rows: k, cols: k, default: .identity(k)),
-            noiseVariance: try t.double("noise", default: 0))
+            noiseVariance: try t.double("noise", default: 0),
+            link: try t.link(k: k))
         // Student
         let s = try sub("student")!
         try s.rejectUnknown(["p", "activation", "secondLayer", "trainSecondLayer", "secondLayerLearningRate", "spherical"])
@@ -298,10 +306,38 @@ struct SpecReader {
 
     func activation(_ key: String) throws -> Activation {
         let name = try string(key, default: "erf")
-        guard let a = Activation(name: name) else {
-            throw SpecError(field: field(key), value: "\"\(name)\"", reason: "unknown activation; known: \(Activation.allCases.map(\.name).joined(separator: ", "))")
+        do {
+            return try Activation.parse(name)
+        } catch let error as ExpressionError {
+            throw SpecError(field: field(key), value: "\"\(name)\"", reason: "unknown activation (known: \(Activation.knownNames.joined(separator: ", ")), or an expression in x): \(error.summary)")
         }
-        return a
+    }
+
+    /// The teacher's link: `target` (an expression in z1…zk) or `preset` (a named link), not both, and
+    /// neither together with a committee's `activation` / `weights`.
+    func link(k: Int) throws -> Formula? {
+        let hasTarget = map["target"] != nil, hasPreset = map["preset"] != nil
+        if hasTarget && hasPreset {
+            throw SpecError(field: field("preset"), value: Experiment.show(map["preset"]!), reason: "give either target or preset, not both")
+        }
+        guard hasTarget || hasPreset else { return nil }
+        for key in ["activation", "weights"] where map[key] != nil {
+            throw SpecError(field: field(key), value: Experiment.show(map[key]!),
+                            reason: "a committee's \(key) cannot be combined with \(hasTarget ? "target" : "preset") (write the committee into the expression instead)")
+        }
+        if hasPreset {
+            let name = try string("preset", default: "")
+            guard let f = Formula.preset(name, k: k) else {
+                throw SpecError(field: field("preset"), value: "\"\(name)\"", reason: "unknown preset; known: \(Formula.presetNames.joined(separator: ", "))")
+            }
+            return f
+        }
+        let text = try string("target", default: "")
+        do {
+            return try Formula(parsing: text, variables: .target(k: k))
+        } catch let error as ExpressionError {
+            throw SpecError(field: field("target"), value: "\"\(text)\"", reason: error.summary)
+        }
     }
 
     func initialCondition(p: Int, k: Int) throws -> InitialCondition {

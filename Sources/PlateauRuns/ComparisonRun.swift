@@ -30,7 +30,7 @@ public struct ComparisonRun: Sendable {
                                                  progress: progress)
         let model: any OnlineTheoryModel = theoryModel ?? OnlineSGDTheory(experiment)
         // The risk of the measured overlaps is the theory's own function of the overlaps.
-        let scorer = OnlineSGDTheory(experiment)
+        let scorer = (theoryModel as? OnlineSGDTheory) ?? (theoryModel as? OnlineSGDMap)?.theory ?? OnlineSGDTheory(experiment)
         let simulation = results.map { $0.trajectory(risk: scorer.risk) }
         let slots = Slots<Trajectory>(count: results.count)
         DispatchQueue.concurrentPerform(iterations: results.count) { i in

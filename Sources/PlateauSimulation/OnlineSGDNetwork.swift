@@ -31,7 +31,6 @@ public final class OnlineSGDNetwork {
     /// The second layer a (length p).
     let secondLayer: UnsafeMutablePointer<Double>
     /// The teacher's second layer (length k).
-    let teacherWeights: UnsafeMutablePointer<Double>
     /// The last batch: n_b×d inputs followed by n_b label-noise variates.
     let batch: UnsafeMutablePointer<Double>
     /// n_b×(p + k) local fields (λ, ν) of the last batch.
@@ -47,7 +46,8 @@ public final class OnlineSGDNetwork {
     var rng: Xoshiro256PlusPlus
 
     let studentActivation: Activation
-    let teacherActivation: Activation
+    /// The target g (a committee or a link): theory and simulation read the same definition.
+    let target: TeacherSpec
     let loss: Loss
     let trainSecondLayer: Bool
     let noiseStandardDeviation: Double
@@ -84,8 +84,6 @@ public final class OnlineSGDNetwork {
         weights.initialize(from: stacked, count: stacked.count)
         secondLayer = .allocate(capacity: p)
         secondLayer.initialize(from: experiment.student.secondLayer, count: p)
-        teacherWeights = .allocate(capacity: k)
-        teacherWeights.initialize(from: experiment.teacher.weights, count: k)
         batch = .allocate(capacity: nb * d + nb)
         batch.initialize(repeating: 0, count: nb * d + nb)
         fields = .allocate(capacity: nb * (p + k))
@@ -100,7 +98,7 @@ public final class OnlineSGDNetwork {
         gram.initialize(repeating: 0, count: (p + k) * (p + k))
 
         studentActivation = experiment.student.activation
-        teacherActivation = experiment.teacher.activation
+        target = experiment.teacher
         loss = experiment.training.loss
         trainSecondLayer = experiment.student.trainSecondLayer
         noiseStandardDeviation = experiment.teacher.noiseVariance.squareRoot()
@@ -126,7 +124,6 @@ public final class OnlineSGDNetwork {
     deinit {
         weights.deallocate()
         secondLayer.deallocate()
-        teacherWeights.deallocate()
         batch.deallocate()
         fields.deallocate()
         coefficients.deallocate()
@@ -188,11 +185,9 @@ public final class OnlineSGDNetwork {
         return true
     }
 
-    /// The noiseless teacher output Σ_r c_r σ*(ν_r) for teacher fields ν (length k).
+    /// The noiseless teacher output g(ν) for teacher fields ν (length k).
     @inline(__always) func teacherOutput(_ nu: UnsafePointer<Double>) -> Double {
-        var y = 0.0
-        for r in 0..<k { y += teacherWeights[r] * teacherActivation.value(nu[r]) }
-        return y
+        target.output(nu)
     }
 
     /// The student output Σ_j a_j σ(λ_j) for student fields λ (length p).

@@ -141,8 +141,20 @@ public struct GaussianExpectations: Sendable {
         case .erf: return 0.79788456080286535588 / (1 + c).squareRoot()
         case .linear: return 1
         case .relu: return c > 0 ? 0.5 : (c.isNaN ? .nan : 0)
+        default: return gaussianMean(c) { f.derivative($0) }
         }
     }
+
+    /// E[h(u)], u ~ N(0, c), by a 96-point Gauss–Hermite rule (for the activations without closed forms).
+    @usableFromInline static func gaussianMean(_ c: Double, _ h: (Double) -> Double) -> Double {
+        if c.isNaN { return .nan }
+        let sd = max(0, c).squareRoot()
+        var total = 0.0
+        for (x, w) in zip(hermite96.nodes, hermite96.weights) { total += w * h(sd * x) }
+        return total
+    }
+
+    @usableFromInline static let hermite96 = GSL.gaussHermite(96)
 
     /// A correlation clipped into [−1, 1] against rounding; NaN stays NaN.
     @inlinable static func clampCorrelation(_ x: Double) -> Double {
@@ -162,6 +174,11 @@ public struct GaussianExpectations: Sendable {
         switch f {
         case .erf: return -0.79788456080286535588 / ((1 + c) * (1 + c).squareRoot())
         case .linear, .relu: return 0
+        default:
+            // Stein three times: E[f'''(u)] = E[f(u) He₃(u/√c)] / c^{3/2}.
+            guard c > 0 else { return c.isNaN ? .nan : 0 }
+            let sd = c.squareRoot()
+            return gaussianMean(c) { u in let x = u / sd; return f.value(u) * (x * x * x - 3 * x) } / (c * sd)
         }
     }
 

@@ -40,7 +40,8 @@ public struct HermiteStructure: Sendable {
             s += "Hermite coefficients c_n = E[g He_n]/n!:\n"
             for n in 0...maxDegree {
                 let c = coefficients[[n]] ?? 0
-                s += String(format: "  n = %d: % .10f%@\n", n, c, nonZero.contains([n]) ? "" : "  (zero)")
+                let label = n == 0 ? "  (the mean)" : nonZero.contains([n]) ? "" : "  (zero)"
+                s += String(format: "  n = %d: % .10f%@\n", n, c, label)
             }
         } else {
             s += "first-order directions (E[g z_r] ≠ 0): " + (firstOrderDirections.isEmpty ? "none" : firstOrderDirections.map { "z\($0)" }.joined(separator: ", ")) + "\n"

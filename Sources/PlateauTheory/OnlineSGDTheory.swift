@@ -18,17 +18,84 @@ public protocol OnlineTheoryModel: Sendable {
     func curve(from start: Overlaps, times: [Double], options: ODEOptions) -> Trajectory
 }
 
+/// How the Gaussian expectations of a problem are computed (chosen per problem, and reported).
+public enum TheoryRoute: String, Sendable, Hashable, CaseIterable {
+    /// Closed forms and exact reductions, per term (student and committee teacher in erf, linear, ReLU).
+    case closedForm = "closed-form"
+    /// Exact moments of polynomials by Wick/Isserlis (polynomial student activation and target).
+    case wick = "wick"
+    /// A deterministic cubature rule over the joint fields (any activation, any link).
+    case quadrature = "quadrature"
+
+    /// The routes that can compute `experiment`'s terms, best first.
+    public static func available(for e: Experiment) -> [TheoryRoute] {
+        var routes: [TheoryRoute] = []
+        if Activation.closedForm.contains(e.student.activation) && e.teacher.isCommittee
+            && Activation.closedForm.contains(e.teacher.activation) { routes.append(.closedForm) }
+        if e.student.activation.isPolynomial && e.teacher.isPolynomial && e.student.p + e.teacher.k <= 16 { routes.append(.wick) }
+        if e.student.p + e.teacher.k <= 40 { routes.append(.quadrature) }
+        return routes
+    }
+}
+
 public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
     public let experiment: Experiment
     public let expectations: GaussianExpectations
     /// Drop the (η²/n_b)Ξ term (gradient flow on the population loss).
     public var populationFlow: Bool
+    /// The route every expectation of this problem takes.
+    public let route: TheoryRoute
+    let wick: WickTerms?
+    let cubature: QuadratureTerms?
 
+    /// The theory of `experiment`. `route` nil chooses the first of `TheoryRoute.available(for:)`
+    /// (falling back to quadrature if a Wick expansion turns out too large); a route that cannot
+    /// compute this problem is a programming error (check `available(for:)` first).
     public init(_ experiment: Experiment, populationFlow: Bool = false,
-                expectations: GaussianExpectations = GaussianExpectations()) {
+                expectations: GaussianExpectations = GaussianExpectations(),
+                route: TheoryRoute? = nil, quadrature: QuadratureSettings = QuadratureSettings()) {
         self.experiment = experiment
         self.expectations = expectations
         self.populationFlow = populationFlow
+        let available = TheoryRoute.available(for: experiment)
+        var chosen = route ?? available.first ?? .quadrature
+        precondition(available.contains(chosen), "route \(chosen.rawValue) cannot compute this problem; available: \(available.map(\.rawValue))")
+        var wick: WickTerms?
+        if chosen == .wick {
+            do { wick = try WickTerms(experiment) } catch {
+                precondition(route == nil, "the Wick expansion of this problem is too large (\(error))")
+                chosen = .quadrature
+            }
+        }
+        self.route = chosen
+        self.wick = wick
+        if chosen == .quadrature {
+            // Calibrate at the start and at a half-learned state (M_jj = 0.5 on the diagonal).
+            let start = Self.startOverlaps(experiment)
+            var learned = start
+            for j in 0..<min(experiment.student.p, experiment.teacher.k) {
+                learned.M[j, j] = 0.5 * (start.Q[j, j] * experiment.teacher.covariance[j, j]).squareRoot()
+            }
+            let points = learned.jointCovariance.choleskyPSD(tolerance: 1e-12) == nil ? [start] : [start, learned]
+            cubature = QuadratureTerms(experiment, settings: quadrature, calibrationPoints: points)
+        } else {
+            cubature = nil
+        }
+    }
+
+    /// A one-line account of the route: what it computes exactly, or its rule and size.
+    public var routeDescription: String {
+        switch route {
+        case .closedForm: return "closed forms and exact reductions per term (erf, linear, ReLU)"
+        case .wick: return "exact Gaussian moments of polynomials (Wick/Isserlis), \(wick!.momentCount) moments per evaluation"
+        case .quadrature: return cubature!.ruleDescription
+        }
+    }
+
+    /// For the quadrature route, an estimate of the largest absolute error of Ψ, Φ, Ξ at `o` (see
+    /// `QuadratureSettings`); 0 for the exact routes (up to rounding).
+    public func quadratureErrorEstimate(_ o: Overlaps) -> Double {
+        cubature?.errorEstimate(o) ?? 0
     }
 
     var p: Int { experiment.student.p }
@@ -39,7 +106,8 @@ public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
     var trainsA: Bool { experiment.student.trainSecondLayer }
 
     /// Which route each expectation of this problem takes.
-    public var routes: [(String, ExpectationRoute)] {
+    public var routes: [(String, String)] {
+        guard route == .closedForm else { return [("all terms", routeDescription)] }
         let s = sigma, t = teacherActivation
         return [
             ("E[σ σ]", GaussianExpectations.pairRoute(s, s)),
@@ -51,7 +119,7 @@ public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
             ("E[σ' σ' σ* σ]", GaussianExpectations.quarticRoute(s, t, s)),
             ("E[σ' σ' σ* σ*]", GaussianExpectations.quarticRoute(s, t, t)),
             ("E[σ' σ']", GaussianExpectations.slopePairRoute(s, s)),
-        ]
+        ].map { ($0.0, $0.1.rawValue) }
     }
 
     // MARK: State layout: M (p·k, row-major), Q upper triangle (p(p+1)/2), a (p, if trained)
@@ -80,7 +148,10 @@ public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
     }
 
     /// The d = ∞ limit of the specification's initial condition (random weights: M = 0, Q = scale²·I).
-    public var initialOverlaps: Overlaps {
+    public var initialOverlaps: Overlaps { Self.startOverlaps(experiment) }
+
+    static func startOverlaps(_ experiment: Experiment) -> Overlaps {
+        let p = experiment.student.p, k = experiment.teacher.k
         let P = experiment.teacher.covariance, a = experiment.student.secondLayer
         switch experiment.initialization {
         case let .overlaps(M, Q): return Overlaps(M: M, Q: Q, P: P, a: a)
@@ -96,6 +167,8 @@ public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
     /// Population risk ½E[(g(ν) − f(λ))²] + Δ/2 at the given overlaps (the same function scores the
     /// simulator's measured overlaps).
     public func risk(_ o: Overlaps) -> Double {
+        if let wick { return wick.risk(o) }
+        if let cubature { return cubature.risk(o) }
         let s = sigma, t = teacherActivation, E = expectations
         let dim = p + k
         return o.jointCovariance.values.withUnsafeBufferPointer { omega in
@@ -144,6 +217,10 @@ public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
 
     /// Ψ (p×k), Φ (p×p), Ξ (p×p, symmetric) and E[σ(λ_j) D] at overlaps `o` (EQUATIONS.md §1.1).
     public func expectationTerms(_ o: Overlaps) -> (psi: Matrix, phi: Matrix, xi: Matrix, aDrift: [Double]) {
+        if wick != nil || cubature != nil {
+            let t = wick?.terms(o, includeXi: !populationFlow) ?? cubature!.terms(o, includeXi: !populationFlow)
+            return (t.psi, t.phi, t.xi, t.aDrift)
+        }
         let s = sigma, t = teacherActivation, E = expectations
         let square = experiment.training.loss == .square
         let delta = experiment.teacher.noiseVariance

@@ -93,10 +93,24 @@ struct OrthantMoments {
         return 1.0 / 16 + integral
     }
 
+    /// The indicator set with coincident fields merged (θ(u)θ(u') = θ(u) when u' ≡ u): indices that
+    /// are equal, or whose fields have correlation ≥ 1 − 10⁻¹², keep one representative. Without
+    /// this the Stein sum conditions on u_k = 0, zeroes the identical u', and drops the δ term of
+    /// the merged indicator altogether.
+    func distinct(_ A: [Int]) -> [Int] {
+        var unique: [Int] = []
+        for k in A {
+            let same = unique.contains { q in
+                q == k || (c(q, q) > 0 && c(k, k) > 0 && c(q, k) / (c(q, q) * c(k, k)).squareRoot() >= 1 - 1e-12)
+            }
+            if !same { unique.append(k) }
+        }
+        return unique
+    }
+
     /// E[u_i 1_A].
     func firstMoment(_ i: Int, _ A: [Int]) -> Double {
-        var unique: [Int] = []
-        for k in A where !unique.contains(k) { unique.append(k) }
+        let unique = distinct(A)
         var total = 0.0
         for k in unique where c(i, k) != 0 {
             let ckk = c(k, k)
@@ -109,8 +123,7 @@ struct OrthantMoments {
 
     /// E[u_i u_j 1_A].
     func secondMoment(_ i: Int, _ j: Int, _ A: [Int]) -> Double {
-        var unique: [Int] = []
-        for k in A where !unique.contains(k) { unique.append(k) }
+        let unique = distinct(A)
         var total = c(i, j) * probability(unique)
         for k in unique where k != j && c(i, k) != 0 {
             let ckk = c(k, k)
@@ -146,6 +159,7 @@ extension OrthantMoments {
         case .linear: return [Term(coefficient: 1, monomial: [u], indicators: [])]
         case .relu: return [Term(coefficient: 1, monomial: [u], indicators: [u])]
         case .erf: return [Term(coefficient: 2, monomial: [], indicators: [v]), Term(coefficient: -1, monomial: [], indicators: [])]
+        default: preconditionFailure("orthant moments expand erf, linear and ReLU only, not \(a.name)")
         }
     }
 

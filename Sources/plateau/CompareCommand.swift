@@ -63,7 +63,7 @@ struct CompareCommand: ParsableCommand {
         let experiment = try common.experiment()
         let dims = try parsedDimensions()
         let writer = try common.writer(default: "compare")
-        let theory = OnlineSGDTheory(experiment, populationFlow: integrator.populationFlow)
+        let theory = try integrator.theory(experiment)
         let criterion = AgreementCriterion(familywiseAlpha: alpha, finiteSizeAllowance: allowance,
                                            integratorTolerance: integrator.atol + integrator.rtol)
         var perDimension: [[String: Any]] = []
@@ -86,6 +86,8 @@ struct CompareCommand: ParsableCommand {
             "risk_definition": "½E[(g − f)²] + Δ/2 (population risk including label noise)",
             "time_axis": "t = SGD steps / d",
             "theory_model": model.rawValue,
+            "expectation_route": theory.route.rawValue,
+            "expectation_route_description": theory.routeDescription,
             "criterion": ["familywise_alpha": alpha, "finite_size_allowance_b": allowance,
                           "integrator_tolerance": criterion.integratorTolerance] as [String: Any],
             "dimensions": perDimension,

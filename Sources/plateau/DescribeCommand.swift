@@ -9,8 +9,8 @@ struct DescribeCommand: ParsableCommand {
         abstract: "Hermite coefficients, information exponent and leap structure of a target or an activation.",
         discussion: """
         One of --target EXPR (a link in z1…zk, with --k), --activation EXPR (a function of x), or
-        --spec FILE (the spec's committee teacher g(z) = Σ_r weights_r σ*(z_r) and its student
-        activation). Expressions: + − * / ^, numbers, pi, e, z1…zk or x, and He0…He99, erf, erfc,
+        --spec FILE (the spec's teacher: its link, or its committee g(z) = Σ_r weights_r σ*(z_r), and
+        its student activation). Expressions: + − * / ^, numbers, pi, e, z1…zk or x, and He0…He99, erf, erfc,
         tanh, relu, sign, abs, exp, log, sqrt, sin, cos, sigmoid, step, min, max, pow; erf(u) is the
         plain error function (the package's erf activation is erf(x/sqrt(2))).
         Examples: plateau describe --activation "He3(x)"
@@ -51,8 +51,11 @@ struct DescribeCommand: ParsableCommand {
     func run() throws {
         var items: [(String, Int, ([Double]) -> Double)] = []
         if let activation {
-            let f = try parse(activation, .activation, option: "--activation")
-            items.append(("activation σ(x) = \(f.description)", 1, { f.value($0) }))
+            let a: Activation
+            do { a = try Activation.parse(activation) } catch let error as ExpressionError {
+                throw ValidationError("--activation: \(error.description)")
+            }
+            items.append(("activation σ(x) = \(a.formula)", 1, { a.value($0[0]) }))
         } else if let target {
             let probe = try parse(target, .target(k: VariableSet.maximumTargetIndices), option: "--target")
             let used = probe.variablesUsed.max() ?? 1
@@ -67,8 +70,9 @@ struct DescribeCommand: ParsableCommand {
                 throw ValidationError("invalid specification \(spec): \(error)")
             }
             let t = e.teacher
-            items.append(("teacher g(z) = Σ_r b_r σ*(z_r), σ* = \(t.activation.formula), b = \(t.weights), k = \(t.k)", t.k, { z in
-                (0..<t.k).reduce(0) { $0 + t.weights[$1] * t.activation.value(z[$1]) }
+            guard t.k <= 8 else { throw ValidationError("the spec's teacher has k = \(t.k); describe handles k ≤ 8") }
+            items.append(("teacher \(t.targetDescription), k = \(t.k)", t.k, { z in
+                z.withUnsafeBufferPointer { t.output($0.baseAddress!) }
             }))
             let s = e.student.activation
             items.append(("student activation σ(x) = \(s.formula)", 1, { s.value($0[0]) }))

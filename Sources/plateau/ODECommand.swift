@@ -29,7 +29,7 @@ struct ODECommand: ParsableCommand {
     func run() throws {
         let experiment = try common.experiment()
         let writer = try common.writer(default: "ode")
-        let theory = OnlineSGDTheory(experiment, populationFlow: integrator.populationFlow)
+        let theory = try integrator.theory(experiment)
         let start = Date()
         let progress = Progress(mapDimension == nil ? "ode" : "map", parts: 1, enabled: !common.quiet)
         var (trajectory, solution) = (Trajectory(observables: []), ODESolution())
@@ -60,7 +60,10 @@ struct ODECommand: ParsableCommand {
                 "status": solution.status.rawValue, "message": solution.message,
                 "rhs_evaluations": solution.rhsEvaluations, "steps": solution.steps, "seconds": seconds,
             ] as [String: Any],
-            "expectation_routes": Dictionary(uniqueKeysWithValues: theory.routes.map { ($0.0, $0.1.rawValue) }),
+            "expectation_route": theory.route.rawValue,
+            "expectation_route_description": theory.routeDescription,
+            "quadrature_error_estimate_at_start": theory.quadratureErrorEstimate(theory.initialOverlaps),
+            "expectation_routes": Dictionary(uniqueKeysWithValues: theory.routes.map { ($0.0, $0.1) }),
             "trajectory": JSON.trajectory(trajectory),
         ]
         try writer.write("trajectory.csv", trajectory.csv())
@@ -68,6 +71,10 @@ struct ODECommand: ParsableCommand {
         if common.format == .json {
             print(JSON.string(report), terminator: "")
         } else {
+            print("expectations: \(theory.route.rawValue): \(theory.routeDescription)")
+            if theory.route == .quadrature {
+                print("quadrature error estimate at the start: \(String(format: "%.2g", theory.quadratureErrorEstimate(theory.initialOverlaps)))")
+            }
             print("ODE: \(solution.status.rawValue) (\(solution.message)); \(solution.rhsEvaluations) rhs evaluations, \(solution.steps) steps, \(String(format: "%.3f", seconds)) s")
             print(Table.render(header: ["t", "risk", "M_1_1", "Q_1_1"], rows: Table.pick(trajectory, ["risk", "M_1_1", "Q_1_1"])))
             print("wrote \(writer.path("trajectory.csv")), \(writer.path("report.json"))")

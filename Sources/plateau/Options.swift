@@ -89,8 +89,30 @@ struct IntegratorOptions: ParsableArguments {
     @Flag(name: .customLong("population-flow"), help: "Gradient flow on the population risk: drop the (η²/n_b)Ξ term.")
     var populationFlow = false
 
+    @Option(name: .long, help: "Expectation route: closed-form (erf/linear/ReLU committees), wick (polynomial activation and target, exact) or quadrature (anything; a deterministic cubature rule). Default: the best available, reported in the output.")
+    var route: TheoryRoute?
+
+    @Option(name: .customLong("quadrature-tolerance"), help: "Accuracy asked of every Ψ, Φ, Ξ entry on the quadrature route (the rule is refined until two successive rules agree to it, up to --quadrature-points).")
+    var quadratureTolerance: Double = QuadratureSettings().tolerance
+
+    @Option(name: .customLong("quadrature-points"), help: "The most points of the quadrature rule.")
+    var quadraturePoints: Int = QuadratureSettings().maximumPoints
+
+    /// The theory of `experiment` on the requested (or best available) route.
+    func theory(_ experiment: Experiment) throws -> OnlineSGDTheory {
+        let available = TheoryRoute.available(for: experiment)
+        if let route, !available.contains(route) {
+            throw ValidationError("--route \(route.rawValue) cannot compute this problem (student \(experiment.student.activation.name), \(experiment.teacher.targetDescription)); available: \(available.map(\.rawValue).joined(separator: ", "))")
+        }
+        var settings = QuadratureSettings()
+        settings.tolerance = quadratureTolerance
+        settings.maximumPoints = quadraturePoints
+        return OnlineSGDTheory(experiment, populationFlow: populationFlow, route: route, quadrature: settings)
+    }
+
     func validate() throws {
-        for (name, v) in [("--rtol", rtol), ("--atol", atol), ("--euler-step", eulerStep)] {
+        guard quadraturePoints >= 100 else { throw ValidationError("--quadrature-points must be an integer ≥ 100 (got \(quadraturePoints))") }
+        for (name, v) in [("--rtol", rtol), ("--atol", atol), ("--euler-step", eulerStep), ("--quadrature-tolerance", quadratureTolerance)] {
             guard v.isFinite, v > 0 else { throw ValidationError("\(name) must be a finite number > 0 (got \(v))") }
         }
     }
@@ -99,6 +121,8 @@ struct IntegratorOptions: ParsableArguments {
         ODEOptions(method: method, relativeTolerance: rtol, absoluteTolerance: atol, eulerStep: eulerStep)
     }
 }
+
+extension TheoryRoute: ExpressibleByArgument {}
 
 /// Options of the finite-d simulator.
 struct SimulationArguments: ParsableArguments {

@@ -22,5 +22,5 @@ struct PlateauCommand: ParsableCommand {
         \(Experiment.sampleYAML)
         """,
         version: PlateauVersion.string,
-        subcommands: [ODECommand.self, SimulateCommand.self, CompareCommand.self, DescribeCommand.self])
+        subcommands: [ODECommand.self, SimulateCommand.self, CompareCommand.self, DescribeCommand.self, ReproduceCommand.self])
 }

@@ -19,6 +19,38 @@ struct OrthantMomentsTests {
         return FieldCovariance(4, upper: upper)
     }
 
+    /// A ReLU factor on the same field as one of the θ factors (E[θ(u₁)θ(u₂) f(u₃) relu(u₁)], the
+    /// m = j terms of Ξ): the indicator of u₁ must count once. Against a seeded Monte Carlo.
+    @Test("coincident fields: θ(u₁)θ(u₂)·f(u₃)·relu(u₁) against Monte Carlo")
+    func coincidentReluField() {
+        for f in Activation.closedForm {
+            for seed in 1...4 as ClosedRange<UInt64> {
+                let R = Self.randomCovariance(seed: seed)
+                // u₄ ≡ u₁.
+                let C = FieldCovariance(4, upper: [R[0, 0], R[0, 1], R[0, 2], R[0, 0],
+                                                   R[1, 1], R[1, 2], R[0, 1],
+                                                   R[2, 2], R[0, 2], R[0, 0]])
+                let value = OrthantMoments.slopeSlope(f, .relu, C)
+                var m = Matrix(rows: 3, cols: 3)
+                for i in 0..<3 { for j in 0..<3 { m[i, j] = R[i, j] } }
+                let L = m.choleskyPSD(tolerance: 1e-12)!
+                var rng = SplitMix64(seed: 77 + seed)
+                var sum = 0.0, sum2 = 0.0
+                let n = 400_000
+                for _ in 0..<n {
+                    let z = (rng.normal(), rng.normal(), rng.normal())
+                    let u1 = L[0, 0] * z.0, u2 = L[1, 0] * z.0 + L[1, 1] * z.1
+                    let u3 = L[2, 0] * z.0 + L[2, 1] * z.1 + L[2, 2] * z.2
+                    let x = (u1 > 0 && u2 > 0) ? f.value(u3) * u1 : 0
+                    sum += x
+                    sum2 += x * x
+                }
+                let mean = sum / Double(n), se = ((sum2 / Double(n) - mean * mean) / Double(n - 1)).squareRoot()
+                #expect(abs(value - mean) < 4.5 * se, "\(f.name), seed \(seed): \(value) vs MC \(mean) ± \(se)")
+            }
+        }
+    }
+
     @Test("relu·relu through the generic expansion equals the dedicated ReLU quartic")
     func agreesWithDedicated() {
         for seed in 1...20 as ClosedRange<UInt64> {

@@ -1,0 +1,336 @@
+import Foundation
+import PlateauCore
+
+/// Exact Gaussian expectations of polynomials (Wick/Isserlis), for problems whose student activation
+/// and target are both polynomials (Heₙ, linear, polynomial expressions, polynomial links).
+///
+/// Every term of the online-SGD equations is then E[poly(u)] over the joint fields u = (λ₁…λ_p,
+/// ν₁…ν_k) with covariance Ω = [[Q, M], [Mᵀ, P]]. The polynomials do not depend on the overlaps, so
+/// they are expanded once into monomials u^α, and each needed moment E[u^α] is computed at run time
+/// by Isserlis' recursion E[u_i u^β] = Σ_j Ω_ij β_j E[u^{β − e_j}] (i the first index with α_i > 0,
+/// β = α − e_i). The recursion's graph is fixed too, so `MomentPlan` stores it in evaluation order:
+/// one right-hand side costs a pass over flat arrays, with no hashing and no allocation of its own.
+struct MomentPlan: Sendable {
+    typealias Exponents = SIMD16<UInt8>
+
+    /// The number of joint fields (at most 16).
+    let fieldCount: Int
+    /// Per moment: the range of its children in `childOmega` / `childFactor` / `childIndex`.
+    private(set) var childStart: [Int32] = [0]
+    private(set) var childOmega: [Int32] = []
+    private(set) var childFactor: [Double] = []
+    private(set) var childIndex: [Int32] = []
+    private var index: [Exponents: Int32] = [:]
+
+    /// The most moments a plan may hold (the expansion of E[σ'σ'D²] grows fast with the degree).
+    static let maximumMoments = 3_000_000
+
+    init(fieldCount: Int) {
+        precondition((1...16).contains(fieldCount))
+        self.fieldCount = fieldCount
+        index[Exponents()] = 0   // E[1] = 1
+    }
+
+    var count: Int { childStart.count }
+
+    /// A fixed total order on exponent vectors (lexicographic).
+    static func precedes(_ a: Exponents, _ b: Exponents) -> Bool {
+        for i in 0..<16 where a[i] != b[i] { return a[i] < b[i] }
+        return false
+    }
+
+    /// The index of E[u^α] (registering it and its recursion), or nil for an odd total degree (zero).
+    mutating func moment(_ alpha: Exponents) throws -> Int32? {
+        var degree = 0
+        for i in 0..<fieldCount { degree += Int(alpha[i]) }
+        if degree % 2 == 1 { return nil }
+        return try register(alpha)
+    }
+
+    private mutating func register(_ alpha: Exponents) throws -> Int32 {
+        if let i = index[alpha] { return i }
+        var first = 0
+        while alpha[first] == 0 { first += 1 }
+        var beta = alpha
+        beta[first] -= 1
+        var children: [(Int32, Double, Int32)] = []
+        for j in 0..<fieldCount where beta[j] > 0 {
+            var child = beta
+            child[j] -= 1
+            children.append((Int32(first * fieldCount + j), Double(beta[j]), try register(child)))
+        }
+        guard childStart.count < Self.maximumMoments else { throw WickError.tooLarge }
+        for (o, f, c) in children {
+            childOmega.append(o)
+            childFactor.append(f)
+            childIndex.append(c)
+        }
+        childStart.append(Int32(childOmega.count))
+        let i = Int32(childStart.count - 1)
+        index[alpha] = i
+        return i
+    }
+
+    /// All registered moments at the row-major covariance `omega` (fieldCount²).
+    func evaluate(_ omega: UnsafeBufferPointer<Double>, into moments: UnsafeMutableBufferPointer<Double>) {
+        moments[0] = 1
+        childOmega.withUnsafeBufferPointer { om in
+        childFactor.withUnsafeBufferPointer { fa in
+        childIndex.withUnsafeBufferPointer { ci in
+        childStart.withUnsafeBufferPointer { st in
+            for m in 1..<st.count {
+                var sum = 0.0
+                for c in Int(st[m - 1])..<Int(st[m]) { sum += omega[Int(om[c])] * fa[c] * moments[Int(ci[c])] }
+                moments[m] = sum
+            }
+        } } } }
+    }
+}
+
+enum WickError: Error { case notPolynomial, tooManyFields, degreeTooHigh, tooLarge }
+
+/// A sparse multivariate polynomial in the joint fields: exponents → coefficient.
+struct JointPolynomial {
+    var terms: [MomentPlan.Exponents: Double] = [:]
+
+    static func constant(_ c: Double) -> JointPolynomial { JointPolynomial(terms: c == 0 ? [:] : [MomentPlan.Exponents(): c]) }
+
+    /// Σ_i c_i u_field^i.
+    static func univariate(_ coefficients: [Double], field: Int) throws -> JointPolynomial {
+        guard coefficients.count <= 256 else { throw WickError.degreeTooHigh }
+        var p = JointPolynomial()
+        for (i, c) in coefficients.enumerated() where c != 0 {
+            var e = MomentPlan.Exponents()
+            e[field] = UInt8(i)
+            p.terms[e] = c
+        }
+        return p
+    }
+
+    static func * (a: JointPolynomial, b: JointPolynomial) throws -> JointPolynomial {
+        var out: [MomentPlan.Exponents: Double] = [:]
+        out.reserveCapacity(a.terms.count * b.terms.count)
+        // Sorted iteration: the sums' rounding must not depend on the process's hash seed.
+        let sa = a.sortedTerms, sb = b.sortedTerms
+        for (ea, ca) in sa {
+            for (eb, cb) in sb {
+                let (sum, overflow) = ea.addingReportingOverflow(eb)
+                guard !overflow.containsAny else { throw WickError.degreeTooHigh }
+                out[sum, default: 0] += ca * cb
+            }
+        }
+        return JointPolynomial(terms: out)
+    }
+
+    /// The terms in a fixed order (lexicographic in the exponents).
+    var sortedTerms: [(MomentPlan.Exponents, Double)] {
+        terms.map { ($0.key, $0.value) }.sorted { MomentPlan.precedes($0.0, $1.0) }
+    }
+}
+
+private extension SIMD16<UInt8> {
+    func addingReportingOverflow(_ other: Self) -> (Self, SIMDMask<SIMD16<Int8>>) {
+        let sum = self &+ other
+        return (sum, sum .< self)
+    }
+}
+
+private extension SIMDMask<SIMD16<Int8>> {
+    var containsAny: Bool { any(self) }
+}
+
+/// A linear functional Σ c·E[u^α] over a plan's moments.
+struct MomentFunctional: Sendable {
+    var indices: [Int32] = []
+    var coefficients: [Double] = []
+
+    @inline(__always) func value(_ m: UnsafeMutableBufferPointer<Double>) -> Double {
+        var s = 0.0
+        for i in 0..<indices.count { s += coefficients[i] * m[Int(indices[i])] }
+        return s
+    }
+}
+
+/// The online-SGD terms of a polynomial problem, exactly. Second-layer weights may change during
+/// training, so every term is kept split by the student units it involves (EQUATIONS.md §1.1):
+///
+///     Ψ_jr = E[σ'_j ν_r g] − Σ_m a_m E[σ'_j ν_r σ_m]        Φ_jl likewise with λ_l for ν_r
+///     Ξ_jl = E[σ'_j σ'_l g²] − 2Σ_m a_m E[σ'_j σ'_l g σ_m] + Σ_mn a_m a_n E[σ'_j σ'_l σ_m σ_n] + Δ E[σ'_j σ'_l]
+///
+/// (the correlation loss keeps only the g pieces and Δ).
+final class WickTerms: Sendable {
+    let p: Int, k: Int
+    let plan: MomentPlan
+    let square: Bool
+    let noise: Double
+    // [j][r], [j][r][m] flattened row-major.
+    let psiG: [MomentFunctional], psiS: [MomentFunctional]
+    let phiG: [MomentFunctional], phiS: [MomentFunctional]
+    // Upper-triangle pairs (j ≤ l) in order; S pieces per m, SS per (m ≤ n).
+    let xiGG: [MomentFunctional], xiGS: [MomentFunctional], xiSS: [MomentFunctional], slopes: [MomentFunctional]
+    let driftG: [MomentFunctional], driftS: [MomentFunctional]
+    let riskGG: MomentFunctional, riskGS: [MomentFunctional], riskSS: [MomentFunctional]
+
+    /// Builds the expansion for `experiment`; throws `WickError` when a function is not a polynomial,
+    /// p + k > 16, or the expansion is too large.
+    init(_ experiment: Experiment) throws {
+        let p = experiment.student.p, k = experiment.teacher.k, n = p + k
+        guard n <= 16 else { throw WickError.tooManyFields }
+        guard let sc = experiment.student.activation.polynomialCoefficients,
+              let gTerms = experiment.teacher.targetFormula.polynomialCoefficients() else { throw WickError.notPolynomial }
+        self.p = p
+        self.k = k
+        square = experiment.training.loss == .square
+        noise = experiment.teacher.noiseVariance
+        var dc = [Double](repeating: 0, count: max(1, sc.count - 1))
+        for i in 1..<max(1, sc.count) { dc[i - 1] = Double(i) * sc[i] }
+        var plan = MomentPlan(fieldCount: n)
+        let sigma = try (0..<p).map { try JointPolynomial.univariate(sc, field: $0) }
+        let slope = try (0..<p).map { try JointPolynomial.univariate(dc, field: $0) }
+        let field = try (0..<n).map { try JointPolynomial.univariate([0, 1], field: $0) }
+        var g = JointPolynomial()
+        for (e, c) in gTerms where c != 0 {
+            var x = MomentPlan.Exponents()
+            for r in 0..<k {
+                guard e[r] < 256 else { throw WickError.degreeTooHigh }
+                x[p + r] = UInt8(e[r])
+            }
+            g.terms[x, default: 0] += c
+        }
+        func functional(_ poly: JointPolynomial) throws -> MomentFunctional {
+            var f = MomentFunctional()
+            for (e, c) in poly.sortedTerms where c != 0 {
+                if let i = try plan.moment(e) {
+                    f.indices.append(i)
+                    f.coefficients.append(c)
+                }
+            }
+            return f
+        }
+        var psiG: [MomentFunctional] = [], psiS: [MomentFunctional] = []
+        var phiG: [MomentFunctional] = [], phiS: [MomentFunctional] = []
+        var driftG: [MomentFunctional] = [], driftS: [MomentFunctional] = []
+        for j in 0..<p {
+            for r in 0..<k {
+                let base = try slope[j] * field[p + r]
+                psiG.append(try functional(try base * g))
+                for m in 0..<p { psiS.append(try functional(try base * sigma[m])) }
+            }
+            for l in 0..<p {
+                let base = try slope[j] * field[l]
+                phiG.append(try functional(try base * g))
+                for m in 0..<p { phiS.append(try functional(try base * sigma[m])) }
+            }
+            driftG.append(try functional(try sigma[j] * g))
+            for m in 0..<p { driftS.append(try functional(try sigma[j] * sigma[m])) }
+        }
+        var xiGG: [MomentFunctional] = [], xiGS: [MomentFunctional] = [], xiSS: [MomentFunctional] = []
+        var slopes: [MomentFunctional] = []
+        let g2 = try g * g
+        for j in 0..<p {
+            for l in j..<p {
+                let base = try slope[j] * slope[l]
+                slopes.append(try functional(base))
+                xiGG.append(try functional(try base * g2))
+                for m in 0..<p { xiGS.append(try functional(try (try base * g) * sigma[m])) }
+                for m in 0..<p { for q in m..<p { xiSS.append(try functional(try (try base * sigma[m]) * sigma[q])) } }
+            }
+        }
+        riskGG = try functional(g2)
+        riskGS = try (0..<p).map { try functional(try sigma[$0] * g) }
+        var riskSS: [MomentFunctional] = []
+        for m in 0..<p { for q in m..<p { riskSS.append(try functional(try sigma[m] * sigma[q])) } }
+        self.riskSS = riskSS
+        self.plan = plan
+        self.psiG = psiG; self.psiS = psiS; self.phiG = phiG; self.phiS = phiS
+        self.xiGG = xiGG; self.xiGS = xiGS; self.xiSS = xiSS; self.slopes = slopes
+        self.driftG = driftG; self.driftS = driftS
+    }
+
+    /// The number of distinct moments one evaluation computes.
+    var momentCount: Int { plan.count }
+
+    private func withMoments<R>(_ o: Overlaps, _ body: (UnsafeMutableBufferPointer<Double>) -> R) -> R {
+        let omega = o.jointCovariance.values
+        var moments = [Double](repeating: 0, count: plan.count)
+        return moments.withUnsafeMutableBufferPointer { m in
+            omega.withUnsafeBufferPointer { plan.evaluate($0, into: m) }
+            return body(m)
+        }
+    }
+
+    func terms(_ o: Overlaps, includeXi: Bool) -> PopulationTerms {
+        let p = self.p, k = self.k, a = o.a
+        return withMoments(o) { m in
+            var t = PopulationTerms(p: p, k: k)
+            for j in 0..<p {
+                for r in 0..<k {
+                    var v = psiG[j * k + r].value(m)
+                    if square { for q in 0..<p where a[q] != 0 { v -= a[q] * psiS[(j * k + r) * p + q].value(m) } }
+                    t.psi[j, r] = v
+                }
+                for l in 0..<p {
+                    var v = phiG[j * p + l].value(m)
+                    if square { for q in 0..<p where a[q] != 0 { v -= a[q] * phiS[(j * p + l) * p + q].value(m) } }
+                    t.phi[j, l] = v
+                }
+                var v = driftG[j].value(m)
+                if square { for q in 0..<p where a[q] != 0 { v -= a[q] * driftS[j * p + q].value(m) } }
+                t.aDrift[j] = v
+            }
+            if includeXi {
+                var pair = 0, ss = 0
+                let pairsPerSS = p * (p + 1) / 2
+                for j in 0..<p {
+                    for l in j..<p {
+                        var v = xiGG[pair].value(m) + noise * slopes[pair].value(m)
+                        if square {
+                            for q in 0..<p where a[q] != 0 { v -= 2 * a[q] * xiGS[pair * p + q].value(m) }
+                            var idx = ss
+                            for q in 0..<p {
+                                for s in q..<p {
+                                    if a[q] != 0 && a[s] != 0 { v += (q == s ? 1 : 2) * a[q] * a[s] * xiSS[idx].value(m) }
+                                    idx += 1
+                                }
+                            }
+                        }
+                        ss += pairsPerSS
+                        t.xi[j, l] = v
+                        t.xi[l, j] = v
+                        pair += 1
+                    }
+                }
+            }
+            return t
+        }
+    }
+
+    func risk(_ o: Overlaps) -> Double {
+        let p = self.p, a = o.a
+        return withMoments(o) { m in
+            var r = riskGG.value(m)
+            for q in 0..<p { r -= 2 * a[q] * riskGS[q].value(m) }
+            var idx = 0
+            for q in 0..<p { for s in q..<p { r += (q == s ? 1 : 2) * a[q] * a[s] * riskSS[idx].value(m); idx += 1 } }
+            return 0.5 * r + 0.5 * noise
+        }
+    }
+}
+
+/// Ψ (p×k), Φ (p×p), Ξ (p×p, symmetric) and E[σ(λ_j) D] at some overlaps (EQUATIONS.md §1.1).
+public struct PopulationTerms: Sendable {
+    public var psi: Matrix
+    public var phi: Matrix
+    public var xi: Matrix
+    public var aDrift: [Double]
+
+    /// Ψ, Φ, Ξ and E[σD] in one array (for comparisons of whole sets).
+    public var flattened: [Double] { psi.values + phi.values + xi.values + aDrift }
+
+    public init(p: Int, k: Int) {
+        psi = Matrix(rows: p, cols: k)
+        phi = Matrix(rows: p, cols: p)
+        xi = Matrix(rows: p, cols: p)
+        aDrift = [Double](repeating: 0, count: p)
+    }
+}

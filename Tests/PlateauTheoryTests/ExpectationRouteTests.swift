@@ -1,0 +1,207 @@
+import Foundation
+import Testing
+import PlateauCore
+@testable import PlateauTheory
+
+/// The three expectation routes of the ODE right-hand side (closed form, Wick, quadrature), each
+/// against the others where both apply and against a seeded Monte Carlo of the same expectations
+/// (EQUATIONS.md §1.1, §1.4). Nothing here trusts one route to test itself.
+@Suite("Expectation routes")
+struct ExpectationRouteTests {
+    typealias Formula = PlateauCore.Formula
+
+    static func experiment(student: Activation, teacher: TeacherSpec, p: Int, loss: Loss = .square,
+                           a: [Double]? = nil, noise: Double = 0) -> Experiment {
+        var t = teacher
+        t.noiseVariance = noise
+        // A trained second layer, so that every route also computes E[σ(λ_j) D].
+        return Experiment(teacher: t, student: StudentSpec(p: p, activation: student, secondLayer: a,
+                                                           trainSecondLayer: true, secondLayerLearningRate: 0.1),
+                          training: TrainingSpec(loss: loss, learningRate: 0.5, batchSize: 1, time: 1),
+                          initialization: .random(scale: 1))
+    }
+
+    static func link(_ text: String, k: Int) -> TeacherSpec {
+        TeacherSpec(link: try! Formula(parsing: text, variables: .target(k: k)))
+    }
+
+    /// Overlaps with generic (non-symmetric, correlated) entries, valid for any p, k ≤ 4.
+    static func overlaps(p: Int, k: Int, a: [Double]? = nil) -> Overlaps {
+        var M = Matrix(rows: p, cols: k), Q = Matrix(rows: p, cols: p)
+        for j in 0..<p {
+            for r in 0..<k { M[j, r] = 0.15 * Double((j + 2 * r) % 3) - 0.1 + 0.05 * Double(j) }
+            for l in 0..<p { Q[j, l] = j == l ? 0.9 + 0.1 * Double(j) : 0.2 / Double(1 + abs(j - l)) }
+        }
+        return Overlaps(M: M, Q: Q, P: .identity(k), a: a ?? Array(repeating: 1, count: p))
+    }
+
+    static func flat(_ t: (psi: Matrix, phi: Matrix, xi: Matrix, aDrift: [Double])) -> [Double] {
+        t.psi.values + t.phi.values + t.xi.values + t.aDrift
+    }
+
+    static func maxDifference(_ a: [Double], _ b: [Double]) -> Double {
+        zip(a, b).map { abs($0 - $1) }.max() ?? .nan
+    }
+
+    /// Seeded Monte Carlo of Ψ, Φ, Ξ, E[σD] (same flat layout) with per-entry standard errors.
+    static func monteCarlo(_ e: Experiment, _ o: Overlaps, samples: Int, seed: UInt64) -> (mean: [Double], se: [Double]) {
+        let p = e.student.p, k = e.teacher.k, n = p + k
+        let L = o.jointCovariance.choleskyPSD(tolerance: 1e-12)!
+        var rng = SplitMix64(seed: seed)
+        let count = p * k + 2 * p * p + p
+        var sum = [Double](repeating: 0, count: count), sum2 = sum
+        var z = [Double](repeating: 0, count: n), u = z
+        let square = e.training.loss == .square, delta = e.teacher.noiseVariance
+        for _ in 0..<samples {
+            for i in 0..<n { z[i] = rng.normal() }
+            for i in 0..<n { u[i] = 0; for c in 0...i { u[i] += L[i, c] * z[c] } }
+            let g = u.withUnsafeBufferPointer { e.teacher.output($0.baseAddress! + p) }
+            var f = 0.0
+            for j in 0..<p { f += o.a[j] * e.student.activation.value(u[j]) }
+            let D = square ? g - f : g
+            var x = [Double]()
+            x.reserveCapacity(count)
+            for j in 0..<p { for r in 0..<k { x.append(e.student.activation.derivative(u[j]) * u[p + r] * D) } }
+            for j in 0..<p { for l in 0..<p { x.append(e.student.activation.derivative(u[j]) * u[l] * D) } }
+            for j in 0..<p { for l in 0..<p {
+                x.append(e.student.activation.derivative(u[j]) * e.student.activation.derivative(u[l]) * (D * D + delta))
+            } }
+            for j in 0..<p { x.append(e.student.activation.value(u[j]) * D) }
+            for i in 0..<count { sum[i] += x[i]; sum2[i] += x[i] * x[i] }
+        }
+        let N = Double(samples)
+        let mean = sum.map { $0 / N }
+        let se = zip(sum2, mean).map { (($0 / N - $1 * $1) / (N - 1)).squareRoot() }
+        return (mean, se)
+    }
+
+    @Test("Wick and closed form agree exactly where both apply (linear student and teacher)")
+    func wickMatchesClosedForm() {
+        let e = Self.experiment(student: .linear, teacher: TeacherSpec(k: 2, activation: .linear, weights: [1, -0.5]),
+                                p: 3, a: [0.7, 1, -0.4], noise: 0.1)
+        #expect(TheoryRoute.available(for: e) == [.closedForm, .wick, .quadrature])
+        let o = Self.overlaps(p: 3, k: 2, a: [0.7, 1, -0.4])
+        let closed = OnlineSGDTheory(e, route: .closedForm), wick = OnlineSGDTheory(e, route: .wick)
+        #expect(wick.route == .wick)
+        let d = Self.maxDifference(Self.flat(closed.expectationTerms(o)), Self.flat(wick.expectationTerms(o)))
+        #expect(d < 1e-13, "Wick vs closed form: \(d)")
+        #expect(abs(closed.risk(o) - wick.risk(o)) < 1e-13)
+    }
+
+    @Test("Wick: E[Heₙ(u)Heₙ(v)] = n! Cⁿ at unit variances, so a He3 student of a He3 target has R = 6(1 − m³)")
+    func hermiteRiskClosedForm() {
+        let e = Self.experiment(student: .hermite(3), teacher: Self.link("He3(z1)", k: 1), p: 1)
+        let theory = OnlineSGDTheory(e)
+        #expect(theory.route == .wick)
+        for m in [0.0, 0.3, -0.6, 0.95] {
+            let o = Overlaps(M: Matrix(rows: 1, cols: 1, values: [m]), Q: .identity(1), P: .identity(1), a: [1])
+            #expect(abs(theory.risk(o) - 6 * (1 - m * m * m)) < 1e-12, "m = \(m): \(theory.risk(o))")
+            // Ψ = E[He3'(λ) ν (He3(ν) − He3(λ))] = 3·E[He2(λ) ν He3(ν)] − 3·E[He2(λ) ν He3(λ)] = 18m² − 18m (Wick).
+            let psi = theory.expectationTerms(o).psi[0, 0]
+            #expect(abs(psi - (18 * m * m - 18 * m)) < 1e-12, "Ψ at m = \(m): \(psi)")
+        }
+    }
+
+    @Test("Quadrature reproduces the erf closed forms at p = k = 2 within its stated accuracy, and converges")
+    func quadratureMatchesClosedForm() {
+        let e = Self.experiment(student: .erf, teacher: TeacherSpec(k: 2, activation: .erf), p: 2, noise: 0.05)
+        let o = Self.overlaps(p: 2, k: 2)
+        let closed = OnlineSGDTheory(e)
+        #expect(closed.route == .closedForm)
+        var previous = Double.infinity
+        for tolerance in [1e-5, 1e-8] {
+            var settings = QuadratureSettings()
+            settings.tolerance = tolerance
+            settings.maximumPoints = 3_000_000
+            let quad = OnlineSGDTheory(e, route: .quadrature, quadrature: settings)
+            let d = Self.maxDifference(Self.flat(closed.expectationTerms(o)), Self.flat(quad.expectationTerms(o)))
+            let estimate = quad.quadratureErrorEstimate(o)
+            print("quadrature vs closed form (erf, p = k = 2), tolerance \(tolerance): max |Δ| = \(d), estimate \(estimate); \(quad.routeDescription)")
+            #expect(d < tolerance, "tolerance \(tolerance): quadrature vs closed form \(d)")
+            #expect(d <= max(10 * estimate, 1e-13), "the error estimate \(estimate) understates the error \(d)")
+            #expect(abs(closed.risk(o) - quad.risk(o)) < tolerance)
+            #expect(d < previous)
+            previous = d
+        }
+    }
+
+    @Test("Quasi-Monte Carlo route (p + k = 6) against the closed forms, within its stated error")
+    func qmcMatchesClosedForm() {
+        let e = Self.experiment(student: .erf, teacher: TeacherSpec(k: 3, activation: .erf), p: 3)
+        let o = Self.overlaps(p: 3, k: 3)
+        let closed = OnlineSGDTheory(e), quad = OnlineSGDTheory(e, route: .quadrature)
+        let exact = Self.flat(closed.expectationTerms(o)), approx = Self.flat(quad.expectationTerms(o))
+        let d = Self.maxDifference(exact, approx)
+        let estimate = quad.quadratureErrorEstimate(o)
+        print("QMC vs closed form (erf, p = k = 3): max |Δ| = \(d), estimate \(estimate)")
+        #expect(estimate < 2e-3)
+        #expect(d < 6 * estimate, "QMC error \(d) beyond 6 × its estimate \(estimate)")
+    }
+
+    @Test("Wick and quadrature agree on polynomial problems (He3 single index, staircase)")
+    func wickMatchesQuadrature() {
+        let cases: [(Activation, TeacherSpec, Int)] = [
+            (.hermite(3), Self.link("He3(z1)", k: 1), 2),
+            (.hermite(2), Self.link("z1 + z1*z2", k: 2), 2),
+            (try! Activation.parse("x + 0.3*x^2"), TeacherSpec(k: 2, activation: .hermite(2), weights: [1, 0.5]), 2),
+        ]
+        for (sigma, teacher, p) in cases {
+            for loss in [Loss.square, .correlation] {
+                let e = Self.experiment(student: sigma, teacher: teacher, p: p, loss: loss, a: [0.8, -0.3], noise: 0.2)
+                let o = Self.overlaps(p: p, k: teacher.k, a: [0.8, -0.3])
+                let wick = OnlineSGDTheory(e), quad = OnlineSGDTheory(e, route: .quadrature)
+                #expect(wick.route == .wick)
+                let exact = Self.flat(wick.expectationTerms(o)), approx = Self.flat(quad.expectationTerms(o))
+                let scale = max(1, exact.map(abs).max()!)
+                let d = Self.maxDifference(exact, approx)
+                #expect(d < 1e-8 * scale, "\(sigma.name) / \(teacher.targetDescription) / \(loss): |Δ| = \(d)")
+                #expect(abs(wick.risk(o) - quad.risk(o)) < 1e-8 * scale)
+            }
+        }
+    }
+
+    @Test("Every route against a seeded Monte Carlo of the same expectations")
+    func routesMatchMonteCarlo() {
+        let cases: [(String, Experiment)] = [
+            ("He3 student, staircase target (Wick)",
+             Self.experiment(student: .hermite(3), teacher: Self.link("z1 + z1*z2", k: 2), p: 2, a: [1, 0.5], noise: 0.1)),
+            ("tanh student, tanh(z1 + z2^3 - 3*z2) (quadrature)",
+             Self.experiment(student: .tanh, teacher: Self.link("tanh(z1 + z2^3 - 3*z2)", k: 2), p: 2, a: [1, 0.5])),
+            ("relu student, relu(z1) - relu(z2) (quadrature)",
+             Self.experiment(student: .relu, teacher: Self.link("relu(z1) - relu(z2)", k: 2), p: 2, a: [1, -1])),
+            ("user expression sigmoid(2x) student, He2 committee, correlation loss (quadrature)",
+             Self.experiment(student: try! Activation.parse("sigmoid(2*x)"), teacher: TeacherSpec(k: 2, activation: .hermite(2)),
+                             p: 2, loss: .correlation, a: [1, 0.5])),
+        ]
+        for (label, e) in cases {
+            let o = Self.overlaps(p: e.student.p, k: e.teacher.k, a: e.student.secondLayer)
+            let theory = OnlineSGDTheory(e)
+            let value = Self.flat(theory.expectationTerms(o))
+            let mc = Self.monteCarlo(e, o, samples: 400_000, seed: 2024)
+            let estimate = theory.quadratureErrorEstimate(o)
+            // Bonferroni over the entries at family-wise level ~1e-3: |z| ≤ 4.5.
+            var worst = 0.0
+            for i in 0..<value.count {
+                let z = abs(value[i] - mc.mean[i]) / (mc.se[i] * mc.se[i] + estimate * estimate).squareRoot()
+                worst = max(worst, z)
+            }
+            print("\(label): route \(theory.route.rawValue), worst |Δ|/SE = \(worst), quadrature estimate \(estimate)")
+            #expect(worst < 4.5, "\(label): \(worst) standard errors from Monte Carlo")
+        }
+    }
+
+    @Test("A kinked link: the stated error of the product rule is honest (relu target against relu closed forms)")
+    func kinkedErrorEstimate() {
+        // A ReLU committee written as a link: the quadrature route on an exact problem.
+        let e = Self.experiment(student: .relu, teacher: Self.link("relu(z1) + relu(z2)", k: 2), p: 2)
+        let committee = Self.experiment(student: .relu, teacher: TeacherSpec(k: 2, activation: .relu), p: 2)
+        let o = Self.overlaps(p: 2, k: 2)
+        let quad = OnlineSGDTheory(e), closed = OnlineSGDTheory(committee)
+        #expect(quad.route == .quadrature && closed.route == .closedForm)
+        let d = Self.maxDifference(Self.flat(quad.expectationTerms(o)), Self.flat(closed.expectationTerms(o)))
+        let estimate = quad.quadratureErrorEstimate(o)
+        print("kinked (relu) quadrature: |Δ| = \(d), estimate \(estimate)")
+        #expect(d < 3e-3)
+        #expect(d < 5 * estimate, "the estimate \(estimate) understates the kink error \(d)")
+    }
+}
