@@ -15,7 +15,38 @@ func committee(_ k: Int) -> (OnlineSGDTheory, Overlaps) {
     return (OnlineSGDTheory(e), Overlaps(M: M, Q: Q, P: .identity(k), a: Array(repeating: 1, count: k)))
 }
 
+/// The right-hand side of one problem on each route that can compute it (the `route-timing` tool
+/// prints the same as ratios).
+func routeProblems() -> [(String, Experiment)] {
+    let staircase2 = try! PlateauCore.Formula(parsing: "z1 + z1*z2", variables: .target(k: 2))
+    let staircase4 = try! PlateauCore.Formula(parsing: "z1 + z1*z2 + z1*z2*z3 + z1*z2*z3*z4", variables: .target(k: 4))
+    func e(_ s: Activation, _ t: TeacherSpec, _ p: Int) -> Experiment {
+        Experiment(teacher: t, student: StudentSpec(p: p, activation: s), training: TrainingSpec(learningRate: 0.5, time: 10),
+                   initialization: .random(scale: 1))
+    }
+    return [("erf p=k=2", e(.erf, TeacherSpec(k: 2, activation: .erf), 2)),
+            ("He2/staircase p=k=2", e(.hermite(2), TeacherSpec(link: staircase2), 2)),
+            ("erf p=8 k=4", e(.erf, TeacherSpec(k: 4, activation: .erf), 8)),
+            ("He2/staircase p=8 k=4", e(.hermite(2), TeacherSpec(link: staircase4), 8))]
+}
+
 let benchmarks: @Sendable () -> Void = {
+    for (label, e) in routeProblems() {
+        let p = e.student.p, k = e.teacher.k
+        var M = Matrix(rows: p, cols: k), Q = Matrix(rows: p, cols: p)
+        for j in 0..<p {
+            for r in 0..<k { M[j, r] = j % k == r ? 0.4 : 0.05 }
+            for l in 0..<p { Q[j, l] = j == l ? 1 : 0.1 }
+        }
+        let o = Overlaps(M: M, Q: Q, P: .identity(k), a: Array(repeating: 1, count: p))
+        for route in TheoryRoute.available(for: e) {
+            let theory = OnlineSGDTheory(e, route: route)
+            Benchmark("ODE right-hand side \(label), route \(route.rawValue)",
+                      configuration: .init(metrics: [.wallClock], maxDuration: .seconds(3))) { benchmark in
+                for _ in benchmark.scaledIterations { blackHole(theory.derivatives(o).dQ[0, 0]) }
+            }
+        }
+    }
     let times = TimeGrid.log(count: 60, start: 0.01).times(horizon: 1000)
     for k in [2, 4] {
         let (theory, start) = committee(k)
