@@ -92,6 +92,10 @@ public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
         }
     }
 
+    /// False when the quadrature route's calibration stopped at its point budget before reaching the
+    /// asked tolerance (the reached accuracy is in `routeDescription`); true on the exact routes.
+    public var quadratureMetTolerance: Bool { cubature?.metTolerance ?? true }
+
     /// For the quadrature route, an estimate of the largest absolute error of Ψ, Φ, Ξ at `o` (see
     /// `QuadratureSettings`); 0 for the exact routes (up to rounding).
     public func quadratureErrorEstimate(_ o: Overlaps) -> Double {

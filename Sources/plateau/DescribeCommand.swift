@@ -50,12 +50,16 @@ struct DescribeCommand: ParsableCommand {
 
     func run() throws {
         var items: [(String, Int, ([Double]) -> Double)] = []
+        // The symbolic derivative(s) of each item, printed with it ("where defined": the pointwise
+        // derivative; kinks and jumps contribute no Dirac masses).
+        var derivatives: [[String]] = []
         if let activation {
             let a: Activation
             do { a = try Activation.parse(activation) } catch let error as ExpressionError {
                 throw ValidationError("--activation: \(error.description)")
             }
             items.append(("activation σ(x) = \(a.formula)", 1, { a.value($0[0]) }))
+            derivatives.append(["σ'(x) = \(a.expression.derivative())"])
         } else if let target {
             let probe = try parse(target, .target(k: VariableSet.maximumTargetIndices), option: "--target")
             let used = probe.variablesUsed.max() ?? 1
@@ -64,6 +68,7 @@ struct DescribeCommand: ParsableCommand {
             guard kk <= 8 else { throw ValidationError("--target uses z\(kk); describe handles k ≤ 8") }
             let g = try parse(target, .target(k: kk), option: "--target")
             items.append(("target g(z) = \(g.description), k = \(kk)", kk, { g.value($0) }))
+            derivatives.append(g.gradient.enumerated().map { "∂g/∂z\($0.offset + 1) = \($0.element)" })
         } else if let spec {
             let e: Experiment
             do { e = try Experiment(contentsOf: URL(fileURLWithPath: spec)) } catch let error as SpecError {
@@ -74,18 +79,21 @@ struct DescribeCommand: ParsableCommand {
             items.append(("teacher \(t.targetDescription), k = \(t.k)", t.k, { z in
                 z.withUnsafeBufferPointer { t.output($0.baseAddress!) }
             }))
+            derivatives.append(t.targetFormula.gradient.enumerated().map { "∂g/∂z\($0.offset + 1) = \($0.element)" })
             let s = e.student.activation
             items.append(("student activation σ(x) = \(s.formula)", 1, { s.value($0[0]) }))
+            derivatives.append(["σ'(x) = \(s.expression.derivative())"])
         }
         var records: [[String: Any]] = []
-        for (title, kk, g) in items {
+        for (index, (title, kk, g)) in items.enumerated() {
             let h = HermiteAnalysis.analyse(k: kk, maxDegree: maxDegree, g)
             if format == .table {
                 print(title)
+                for line in derivatives[index] { print(line) }
                 print(h.summary)
             }
             var record: [String: Any] = [
-                "title": title, "k": kk, "max_degree": h.maxDegree, "norm_squared": h.normSquared,
+                "title": title, "derivatives": derivatives[index], "k": kk, "max_degree": h.maxDegree, "norm_squared": h.normSquared,
                 "first_order_directions": h.firstOrderDirections, "learning_steps": h.learningSteps,
                 "nonzero": h.nonZero.sorted { $0.lexicographicallyPrecedes($1) }.map { ["alpha": $0, "c": h.coefficients[$0] ?? 0] as [String: Any] },
             ]

@@ -107,7 +107,11 @@ struct IntegratorOptions: ParsableArguments {
         var settings = QuadratureSettings()
         settings.tolerance = quadratureTolerance
         settings.maximumPoints = quadraturePoints
-        return OnlineSGDTheory(experiment, populationFlow: populationFlow, route: route, quadrature: settings)
+        let theory = OnlineSGDTheory(experiment, populationFlow: populationFlow, route: route, quadrature: settings)
+        if !theory.quadratureMetTolerance {
+            note("warning: the quadrature rule did not reach --quadrature-tolerance \(quadratureTolerance) within --quadrature-points \(quadraturePoints): \(theory.routeDescription)")
+        }
+        return theory
     }
 
     func validate() throws {

@@ -112,6 +112,40 @@ struct CLITests {
         #expect(bad.status == 64 && bad.stderr.contains("column"), "\(bad.stderr)")
         let none = try Self.run(["describe"])
         #expect(none.status == 64)
+        // Derivatives are printed with the coefficients; a spec's link target is described.
+        let tanh = try Self.run(["describe", "--activation", "tanh"])
+        #expect(tanh.stdout.contains("σ'(x) = 1 - tanh(x)^2"), "\(tanh.stdout)")
+        let folder = Self.temporaryFolder()
+        let spec = try Self.writeSpec("""
+            teacher: {k: 2, preset: staircase}
+            student: {p: 2, activation: "x + 0.5*x^2"}
+            training: {learningRate: 0.1, time: 1}
+            """, in: folder)
+        let stair = try Self.run(["describe", "--spec", spec])
+        #expect(stair.status == 0 && stair.stdout.contains("g(z) = z1 + z1*z2") && stair.stdout.contains("∂g/∂z2 = z1")
+                && stair.stdout.contains("leap: 1"), "\(stair.stdout)\(stair.stderr)")
+    }
+
+    @Test("routes: reported, forced with --route, an impossible route refused naming the available ones")
+    func routes() throws {
+        let folder = Self.temporaryFolder()
+        let spec = try Self.writeSpec("""
+            teacher: {k: 1, target: "He3(z1)"}
+            student: {p: 1, activation: He3, spherical: true}
+            training: {learningRate: 0.01, time: 0.5}
+            init: {M: [[0.3]], Q: [[1]]}
+            """, in: folder)
+        let wick = try Self.run(["ode", "--spec", spec, "--out", folder.appendingPathComponent("w").path, "--format", "json"])
+        let report = try JSONSerialization.jsonObject(with: Data(wick.stdout.utf8)) as? [String: Any]
+        #expect(wick.status == 0 && report?["expectation_route"] as? String == "wick", "\(wick.stderr)")
+        let quad = try Self.run(["ode", "--spec", spec, "--route", "quadrature", "--out", folder.appendingPathComponent("q").path])
+        #expect(quad.status == 0 && quad.stdout.contains("expectations: quadrature"), "\(quad.stdout)\(quad.stderr)")
+        let refused = try Self.run(["ode", "--spec", spec, "--route", "closed-form", "--out", folder.appendingPathComponent("c").path])
+        #expect(refused.status == 64 && refused.stderr.contains("available: wick, quadrature"), "\(refused.stderr)")
+        // A budget too small for the tolerance is said on stderr, with the accuracy reached.
+        let starved = try Self.run(["ode", "--spec", spec, "--route", "quadrature", "--quadrature-tolerance", "1e-14",
+                                    "--quadrature-points", "200", "--out", folder.appendingPathComponent("s").path])
+        #expect(starved.status == 0 && starved.stderr.contains("did not reach --quadrature-tolerance"), "\(starved.stderr)")
     }
 
     @Test("bad input: exit code 64, the field and the value named, nothing written",
