@@ -14,8 +14,10 @@ import PlateauCore
 ///   copies is a standard error.
 ///
 /// **Nodes chosen for a stated accuracy.** When a theory is built, the rule is refined (h × 0.8 per
-/// stage; QMC points × 2) until two successive rules agree on every entry of Ψ, Φ, Ξ and E[σD] to
-/// `tolerance` (product rule) or the QMC standard error is below it, at two calibration points (the
+/// stage; QMC points × 2) until the error of every entry of Ψ, Φ, Ξ and E[σD] is estimated below
+/// `tolerance`: for the product rule from the differences δ between successive rules (the finer
+/// rule's error ≈ δ²/δ_previous while the differences shrink geometrically, else δ), for QMC as the
+/// standard error of the shifted copies, at two calibration points (the
 /// experiment's start and a half-learned state), or until `maximumPoints`. The rule is then fixed: the
 /// right-hand side is a deterministic (and, for smooth problems, smooth) function of the overlaps, and
 /// `errorEstimate` restates the accuracy at any overlaps.
@@ -180,6 +182,7 @@ final class QuadratureTerms: Sendable {
             var previous = calibrationPoints.map { Self.evaluate(coarse, experiment, $0).flattened }
             var fine = coarse
             var fineShape = RuleShape.product(step: h)
+            var lastDifference = Double.infinity
             while error > settings.tolerance {
                 let next = RuleShape.product(step: h * 0.8)
                 if CubatureRule.count(dimension: n, shape: next, settings: settings) > settings.maximumPoints { break }
@@ -188,7 +191,13 @@ final class QuadratureTerms: Sendable {
                 fine = CubatureRule(dimension: n, shape: next, settings: settings)
                 fineShape = next
                 let current = calibrationPoints.map { Self.evaluate(fine, experiment, $0).flattened }
-                error = zip(previous, current).map { a, b in zip(a, b).map { abs($0 - $1) }.max() ?? 0 }.max() ?? 0
+                let difference = zip(previous, current).map { a, b in zip(a, b).map { abs($0 - $1) }.max() ?? 0 }.max() ?? 0
+                // The difference measures the coarser rule's error. The trapezoid rule converges
+                // geometrically on analytic integrands, so the finer rule's error is about
+                // difference × (difference / previous difference) once the differences shrink.
+                error = lastDifference.isFinite && difference < lastDifference
+                    ? difference * difference / lastDifference : difference
+                lastDifference = difference
                 previous = current
             }
             rule = fine
