@@ -365,14 +365,9 @@ extension Formula.Node {
         case let .divide(u, v): return u.isSmooth && !v.hasVariables
         case let .power(u, v):
             if v.hasVariables { return !u.hasVariables && u.isSmooth && v.isSmooth }
-            return u.isSmooth && Formula.Node.isNonNegativeInteger(v)
+            return u.isSmooth && v.naturalExponent != nil
         default: return children.allSatisfy(\.isSmooth)
         }
-    }
-
-    static func isNonNegativeInteger(_ v: Formula.Node) -> Bool {
-        let x = Formula(root: v, variables: .activation).value(0)
-        return x >= 0 && x == x.rounded() && x < 1e6
     }
 
     /// The tree with every occurrence of `variable` replaced by `replacement`.

@@ -28,9 +28,10 @@ public struct ComparisonRun: Sendable {
         let options = SimulationOptions(dimension: dimension, times: experiment.recordTimes, testSetSize: testSetSize)
         let results = try OnlineSGDSimulator.run(experiment, options: options, masterSeed: masterSeed, count: seeds,
                                                  progress: progress)
-        let model: any OnlineTheoryModel = theoryModel ?? OnlineSGDTheory(experiment)
-        // The risk of the measured overlaps is the theory's own function of the overlaps.
+        // The risk of the measured overlaps is the theory's own function of the overlaps. Built once:
+        // on the quadrature route building a theory calibrates its rule.
         let scorer = (theoryModel as? OnlineSGDTheory) ?? (theoryModel as? OnlineSGDMap)?.theory ?? OnlineSGDTheory(experiment)
+        let model: any OnlineTheoryModel = theoryModel ?? scorer
         let simulation = results.map { $0.trajectory(risk: scorer.risk) }
         let slots = Slots<Trajectory>(count: results.count)
         DispatchQueue.concurrentPerform(iterations: results.count) { i in

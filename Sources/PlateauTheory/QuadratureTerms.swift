@@ -148,33 +148,29 @@ struct CubatureRule: Sendable {
 /// The online-SGD terms by the cubature rule of `QuadratureSettings`, all in one pass over the rule:
 /// at every point the error signal D is formed once and Ψ, Φ, Ξ, E[σD] accumulate together.
 final class QuadratureTerms: Sendable {
-    let p: Int, k: Int
+    let experiment: Experiment
     let rule: CubatureRule
     let shape: RuleShape
     /// The next coarser rule (product rules only), for `errorEstimate`.
     let coarserRule: CubatureRule?
-    let student: Activation
-    let teacher: TeacherSpec
-    let square: Bool
-    let noise: Double
     let settings: QuadratureSettings
-    let experiment: Experiment
     /// The accuracy the calibration reached (largest entry difference or standard error), and whether
     /// it met the tolerance within the point budget.
     let calibratedError: Double
     let metTolerance: Bool
 
+    var p: Int { experiment.student.p }
+    var k: Int { experiment.teacher.k }
+    var student: Activation { experiment.student.activation }
+    var teacher: TeacherSpec { experiment.teacher }
+    var square: Bool { experiment.training.loss == .square }
+    var noise: Double { experiment.teacher.noiseVariance }
+
     init(_ experiment: Experiment, settings: QuadratureSettings, calibrationPoints: [Overlaps]) {
         self.experiment = experiment
-        p = experiment.student.p
-        k = experiment.teacher.k
-        student = experiment.student.activation
-        teacher = experiment.teacher
-        square = experiment.training.loss == .square
-        noise = experiment.teacher.noiseVariance
         self.settings = settings
-        let n = p + k
-        let smooth = student.isSmooth && teacher.isSmooth
+        let n = experiment.student.p + experiment.teacher.k
+        let smooth = experiment.student.activation.isSmooth && experiment.teacher.isSmooth
         var error = Double.infinity
         if smooth && n <= settings.productMaximumDimension {
             var h = settings.initialSteps[min(n, settings.initialSteps.count) - 1]
@@ -233,12 +229,6 @@ final class QuadratureTerms: Sendable {
     /// A fixed rule, uncalibrated (the calibration's candidates and the coarser rule of the estimate).
     private init(rule: CubatureRule, _ experiment: Experiment) {
         self.experiment = experiment
-        p = experiment.student.p
-        k = experiment.teacher.k
-        student = experiment.student.activation
-        teacher = experiment.teacher
-        square = experiment.training.loss == .square
-        noise = experiment.teacher.noiseVariance
         settings = QuadratureSettings()
         self.rule = rule
         shape = .product(step: 0)
@@ -272,7 +262,7 @@ final class QuadratureTerms: Sendable {
     private func pointSweep(_ o: Overlaps, _ accumulate: (Int, Double, UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>,
                                                          UnsafeMutablePointer<Double>, Double) -> Void) -> Bool
     {
-        let n = p + k, p = self.p
+        let n = p + k, p = self.p, student = self.student, teacher = self.teacher
         guard let L = o.jointCovariance.choleskyPSD(tolerance: 1e-12) else { return false }
         let perGroup = rule.count / rule.groups
         let u = UnsafeMutablePointer<Double>.allocate(capacity: n)
@@ -303,7 +293,7 @@ final class QuadratureTerms: Sendable {
     private func productSweep(_ o: Overlaps, _ accumulate: (Int, Double, UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>,
                                                            UnsafeMutablePointer<Double>, Double) -> Void) -> Bool
     {
-        let n = p + k, p = self.p, k = self.k
+        let n = p + k, p = self.p, k = self.k, student = self.student, teacher = self.teacher
         // Permuted order: ν₁…ν_k, λ₁…λ_p; original index of permuted field c.
         let original = (0..<k).map { p + $0 } + (0..<p).map { $0 }
         let omega = o.jointCovariance

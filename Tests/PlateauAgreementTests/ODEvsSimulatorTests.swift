@@ -33,17 +33,18 @@ struct ODEvsSimulatorTests {
     static func check(_ e: Experiment, seed: UInt64, label: String, seeds: Int = ODEvsSimulatorTests.seeds,
                       dimensions: [Int] = ODEvsSimulatorTests.dimensions,
                       theory: (Experiment) -> OnlineSGDTheory = { OnlineSGDTheory($0) }) throws {
+        var wrong = e
+        wrong.training.learningRate *= 1.1
+        let (right, wrongTheory) = (theory(e), theory(wrong))
         for d in dimensions {
-            let run = try ComparisonRun.run(e, dimension: d, seeds: seeds, masterSeed: seed, theoryModel: theory(e))
+            let run = try ComparisonRun.run(e, dimension: d, seeds: seeds, masterSeed: seed, theoryModel: right)
             let r = run.report
             #expect(run.seeds.allSatisfy { $0.status == .completed }, "\(label) d = \(d): a seed did not complete")
             #expect(run.theory.allSatisfy { $0.status == .completed }, "\(label) d = \(d): a theory curve did not complete")
             #expect(r.agreesEverywhere, "\(label) d = \(d): \(r.summary)")
             // Negative control: the same criterion rejects a theory with a 10% wrong learning rate.
-            var wrong = e
-            wrong.training.learningRate *= 1.1
             let control = try ComparisonRun.run(e, dimension: d, seeds: seeds, masterSeed: seed,
-                                                theoryModel: theory(wrong))
+                                                theoryModel: wrongTheory)
             #expect(!control.report.agreesEverywhere, "\(label) d = \(d): a 10% learning-rate error went undetected")
         }
     }

@@ -48,32 +48,17 @@ struct BatchSizeTests {
         let (folder, r) = Self.quickRun
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("Fitted exponents") && r.stdout.contains("wrote"), "\(r.stdout)")
-        for (name, columns) in Self.expectedColumns {
-            let csv = try ReproduceTests.readCSV(folder.appendingPathComponent(name))
-            #expect(csv.header == columns, "\(name): header \(csv.header)")
-            #expect(!csv.rows.isEmpty, "\(name) has no rows")
-        }
-        let readme = try String(contentsOf: folder.appendingPathComponent("README.md"), encoding: .utf8)
-        for phrase in ["What is reproduced", "Settings", "Why ℓ = 2", "m₀ = 0.1", "Fitted exponents", "Map against simulator", "2406.02157"] {
-            #expect(readme.contains(phrase), "README lacks \(phrase)")
-        }
-        let specs = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("specs").path)
-        for name in ["simulation-square-d1024-nb64.yaml", "simulation-correlation-d1024-nb64.yaml", "map-square-d4294967296-nb67108864.yaml"] {
-            #expect(specs.contains(name), "missing specs/\(name) in \(specs)")
-        }
+        try ReproduceTests.checkFolder(folder, columns: Self.expectedColumns,
+                                       readme: ["What is reproduced", "Settings", "Why ℓ = 2", "m₀ = 0.1", "Fitted exponents", "Map against simulator", "2406.02157"],
+                                       specs: ["simulation-square-d1024-nb64.yaml", "simulation-correlation-d1024-nb64.yaml",
+                                               "map-square-d4294967296-nb67108864.yaml"])
         // A spec is read back by the package's own reader and iterated by the map.
         let out = CLITests.temporaryFolder()
         let ode = try CLITests.run(["ode", "--spec", folder.appendingPathComponent("specs/simulation-square-d1024-nb64.yaml").path,
                                     "--map-dimension", "1024", "--quiet", "--out", out.path])
         #expect(ode.status == 0, "\(ode.stderr)")
 
-        let data = try Data(contentsOf: folder.appendingPathComponent("plot.ipynb"))
-        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        #expect(json["nbformat"] as? Int == 4)
-        let cells = try #require(json["cells"] as? [[String: Any]])
-        let code = cells.filter { $0["cell_type"] as? String == "code" }.compactMap { ($0["source"] as? [String])?.joined() }.joined()
-        #expect(code.contains("import matplotlib.pyplot as plt"))
-        for name in Self.expectedColumns.keys { #expect(code.contains("\"\(name)\""), "the notebook does not read \(name)") }
+        try ReproduceTests.checkNotebook(folder, reads: Self.expectedColumns.keys)
     }
 
     /// The simulator's mean T over seeds against the map's T at the same d, every simulated row: within

@@ -38,11 +38,9 @@ struct LossComparisonTests {
         let (folder, r) = Self.quickRun
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("agree") && r.stdout.contains("wrote"), "\(r.stdout)")
-        for (name, columns) in Self.expectedColumns {
-            let csv = try ReproduceTests.readCSV(folder.appendingPathComponent(name))
-            #expect(csv.header == columns, "\(name): header \(csv.header)")
-            #expect(!csv.rows.isEmpty, "\(name) has no rows")
-        }
+        try ReproduceTests.checkFolder(folder, columns: Self.expectedColumns,
+                                       readme: ["What is reproduced", "Settings", "Finding", "Exact check of the theory", "Finite d against theory", "max |dev|/SE"],
+                                       specs: ["he3-correlation.yaml", "he3-square.yaml", "staircase-k2-square.yaml"])
         // Simulation summaries carry risk and cosines for both losses.
         let summary = try ReproduceTests.readCSV(folder.appendingPathComponent("simulation_summary.csv")).rows
         for loss in ["correlation", "square"] {
@@ -51,14 +49,6 @@ struct LossComparisonTests {
             }
             #expect(summary.contains { $0["problem"] == "staircase-k2" && $0["loss"] == loss && $0["observable"] == "best_cos_2" })
         }
-        let readme = try String(contentsOf: folder.appendingPathComponent("README.md"), encoding: .utf8)
-        for phrase in ["What is reproduced", "Settings", "Finding", "Exact check of the theory", "Finite d against theory", "max |dev|/SE"] {
-            #expect(readme.contains(phrase), "README lacks \(phrase)")
-        }
-        let specs = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("specs").path)
-        for name in ["he3-correlation.yaml", "he3-square.yaml", "staircase-k2-square.yaml"] {
-            #expect(specs.contains(name), "missing specs/\(name) in \(specs)")
-        }
         // A spec is read back by the CLI and takes the Wick route there too.
         let out = CLITests.temporaryFolder()
         let ode = try CLITests.run(["ode", "--spec", folder.appendingPathComponent("specs/staircase-k2-correlation.yaml").path,
@@ -66,14 +56,7 @@ struct LossComparisonTests {
         #expect(ode.status == 0, "\(ode.stderr)")
         let report = try String(contentsOf: out.appendingPathComponent("report.json"), encoding: .utf8)
         #expect(report.contains("\"expectation_route\" : \"wick\""), "\(report.prefix(400))")
-        // The notebook is nbformat 4 and reads the CSVs.
-        let data = try Data(contentsOf: folder.appendingPathComponent("plot.ipynb"))
-        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        #expect(json["nbformat"] as? Int == 4)
-        let cells = try #require(json["cells"] as? [[String: Any]])
-        let code = cells.filter { $0["cell_type"] as? String == "code" }.compactMap { ($0["source"] as? [String])?.joined() }.joined()
-        #expect(code.contains("import matplotlib.pyplot as plt"))
-        for name in Self.expectedColumns.keys { #expect(code.contains("\"\(name)\""), "the notebook does not read \(name)") }
+        try ReproduceTests.checkNotebook(folder, reads: Self.expectedColumns.keys)
     }
 
     @Test("every experiment takes the exact Wick route")

@@ -29,6 +29,31 @@ struct ReproduceTests {
         return (header, rows)
     }
 
+    /// A quick run's folder: every declared CSV has its header and at least one row, the README has
+    /// the phrases, and `specs/` holds the named files.
+    static func checkFolder(_ folder: URL, columns: [String: [String]], readme phrases: [String], specs names: [String]) throws {
+        for (name, header) in columns {
+            let csv = try readCSV(folder.appendingPathComponent(name))
+            #expect(csv.header == header, "\(name): header \(csv.header)")
+            #expect(!csv.rows.isEmpty, "\(name) has no rows")
+        }
+        let readme = try String(contentsOf: folder.appendingPathComponent("README.md"), encoding: .utf8)
+        for phrase in phrases { #expect(readme.contains(phrase), "README lacks \(phrase)") }
+        let specs = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("specs").path)
+        for name in names { #expect(specs.contains(name), "missing specs/\(name) in \(specs)") }
+    }
+
+    /// `plot.ipynb` is nbformat 4, imports matplotlib, and its code cells read every declared CSV.
+    static func checkNotebook(_ folder: URL, reads csvNames: some Sequence<String>) throws {
+        let data = try Data(contentsOf: folder.appendingPathComponent("plot.ipynb"))
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(json["nbformat"] as? Int == 4)
+        let cells = try #require(json["cells"] as? [[String: Any]])
+        let code = cells.filter { $0["cell_type"] as? String == "code" }.compactMap { ($0["source"] as? [String])?.joined() }.joined()
+        #expect(code.contains("import matplotlib.pyplot as plt"))
+        for name in csvNames { #expect(code.contains("\"\(name)\""), "the notebook does not read \(name)") }
+    }
+
     /// One quick run shared by the tests below (about a second in release).
     static let quickRun: (folder: URL, result: CLITests.Run) = {
         let folder = CLITests.temporaryFolder().appendingPathComponent("saad-solla")
@@ -56,19 +81,9 @@ struct ReproduceTests {
         let (folder, r) = Self.quickRun
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("plateau risk") && r.stdout.contains("wrote"), "\(r.stdout)")
-        for (name, columns) in Self.expectedColumns {
-            let csv = try Self.readCSV(folder.appendingPathComponent(name))
-            #expect(csv.header == columns, "\(name): header \(csv.header)")
-            #expect(!csv.rows.isEmpty, "\(name) has no rows")
-        }
-        let readme = try String(contentsOf: folder.appendingPathComponent("README.md"), encoding: .utf8)
-        for phrase in ["What is reproduced", "Settings", "0.014652", "Escape-time scaling", "Finite d against theory", "max |dev|/SE"] {
-            #expect(readme.contains(phrase), "README lacks \(phrase)")
-        }
-        let specs = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("specs").path)
-        for name in ["theory-K2-eta0.5.yaml", "epsilon-K2-eta0.5-eps1e-06.yaml", "simulation-K2-eta0.5.yaml"] {
-            #expect(specs.contains(name), "missing specs/\(name) in \(specs)")
-        }
+        try Self.checkFolder(folder, columns: Self.expectedColumns,
+                             readme: ["What is reproduced", "Settings", "0.014652", "Escape-time scaling", "Finite d against theory", "max |dev|/SE"],
+                             specs: ["theory-K2-eta0.5.yaml", "epsilon-K2-eta0.5-eps1e-06.yaml", "simulation-K2-eta0.5.yaml"])
         // Every spec is read back by the package's own reader: the CLI runs it.
         let out = CLITests.temporaryFolder()
         let ode = try CLITests.run(["ode", "--spec", folder.appendingPathComponent("specs/theory-K2-eta0.5.yaml").path,
