@@ -19,7 +19,7 @@ extension BatchSizeTradeoff {
     static var leadingOrderFailure: Double { (1 - 6 * learningRatePerSample) / (2 * learningRatePerSample) }
 
     static func files(config: Configuration, mapPoints: [MapPoint], transitions: [Transition], simulated: [SimulatedPoint],
-                      fits: [ScalingFit], seconds: Double) -> ReproductionResult {
+                      fits: [ScalingFit], cubicPoints: [MapPoint], cubicTransitions: [Transition], seconds: Double) -> ReproductionResult {
         var result = ReproductionResult()
         let fmt = { (x: Double) in MarkdownTable.number(x, 4) }
 
@@ -69,12 +69,31 @@ extension BatchSizeTradeoff {
         }
         result.add("transitions.csv", transitionTable)
 
-        var fitTable = CSVTable(columns: ["fit", "source", "protocol", "d", "x", "y", "slope", "slope_se", "intercept", "expected_slope", "points"])
+        var fitTable = CSVTable(columns: ["l", "fit", "source", "protocol", "d", "x", "y", "slope", "slope_se", "intercept", "expected_slope", "points"])
         for f in fits {
-            fitTable.append([f.name, f.source, f.protocolName, f.dimension.map { "\($0)" } ?? "all", f.x, f.y, f.slope, f.slopeStandardError,
+            fitTable.append([f.order, f.name, f.source, f.protocolName, f.dimension.map { "\($0)" } ?? "all", f.x, f.y, f.slope, f.slopeStandardError,
                              f.intercept, f.expectedSlope, f.points])
         }
         result.add("fits.csv", fitTable)
+
+        // ℓ = 3 (exact map only): recovery times and transitions.
+        let cubic = Problem.he3
+        var cubicTimes = CSVTable(columns: ["d", "loss", "protocol", "n_b", "n_b_over_d_half_l", "learning_rate", "m0", "T_map", "samples_map"])
+        for p in cubicPoints.sorted(by: { ($0.dimension, $0.protocolName.rawValue, $0.batchSize) < ($1.dimension, $1.protocolName.rawValue, $1.batchSize) }) {
+            cubicTimes.append([p.dimension, p.protocolName.loss.rawValue, p.protocolName.rawValue, p.batchSize, p.ratio, p.learningRate,
+                               cubic.initialOverlap(p.dimension), p.steps, p.samples])
+        }
+        result.add("recovery_times_l3.csv", cubicTimes)
+        var cubicTransitionTable = CSVTable(columns: [
+            "d", "n_b_star", "n_b_star_over_d_half_l", "T_min_square", "n_b_edge", "n_b_edge_over_d_half_l", "n_b_double_square",
+            "n_b_double_correlation", "n_b_double_correlation_over_d_l_minus_1", "T_min_correlation",
+        ])
+        for t in cubicTransitions {
+            let s = cubic.transitionScale(t.dimension), d = Double(t.dimension)
+            cubicTransitionTable.append([t.dimension, t.squareBest, t.squareBest / s, t.squareLeastSteps, t.squareEdge, t.squareEdge / s,
+                                         t.squareDoubling, t.correlationDoubling, t.correlationDoubling / (d * d), t.correlationLeastSteps])
+        }
+        result.add("transitions_l3.csv", cubicTransitionTable)
 
         // curves.csv: |m| against the step, map and simulator mean, at the simulated (d, protocol, n_b)
         // and, for the map, at the largest map dimension for the same n_b/d^{ℓ/2}.
@@ -161,10 +180,10 @@ extension BatchSizeTradeoff {
              "least T correlation (largest n_b)"], transitionRows)
 
         let fitRows = fits.map { f -> [String] in
-            [f.name, f.source, f.protocolName, f.dimension.map(dimensionLabel) ?? "all map d", f.y + " vs " + f.x,
+            ["\(f.order)", f.name, f.source, f.protocolName, f.dimension.map(dimensionLabel) ?? "all map d", f.y + " vs " + f.x,
              String(format: "%.4f ± %.2g", f.slope, f.slopeStandardError), fmt(f.expectedSlope), "\(f.points)"]
         }
-        let fitText = MarkdownTable.render(["fit", "source", "protocol", "d", "line", "slope ± SE", "expected", "points"], fitRows)
+        let fitText = MarkdownTable.render(["ℓ", "fit", "source", "protocol", "d", "line", "slope ± SE", "expected", "points"], fitRows)
 
         let simRows = simulated.map { s -> [String] in
             let st = s.statistics, v = verdict(s)
@@ -194,8 +213,8 @@ extension BatchSizeTradeoff {
             failures.map { "\($0.recovered) of \($0.steps.count) seeds (d = \($0.dimension), n_b = \($0.batchSize), \($0.horizonSteps) steps)" }
                 .joined(separator: "; ") + "."
 
-        let mapFit = { (p: String) in fits.first { $0.source == "map" && $0.protocolName == p && $0.dimension == refD && $0.name.hasPrefix("ln T") } }
-        let transitionFit = fits.first { $0.name == "transition vs d" && $0.y.hasPrefix("ln n_b*") }
+        let mapFit = { (p: String) in fits.first { $0.order == 2 && $0.source == "map" && $0.protocolName == p && $0.dimension == refD && $0.name.hasPrefix("ln T") } }
+        let transitionFit = fits.first { $0.order == 2 && $0.name == "transition vs d" && $0.y.hasPrefix("ln n_b*") }
         var findings: [String] = []
         if let s = mapFit("square"), let c = mapFit("correlation") {
             findings.append(String(format: "Linear speed-up: at d = %@ the map gives T ∝ n_b^{%.4f} (square) and n_b^{%.4f} (correlation) below the transition (expected −1): the sample count n_b·T is constant there.",
@@ -217,6 +236,34 @@ extension BatchSizeTradeoff {
         }
         findings.append(String(format: "Collapse: at fixed n_b/d the map's T is the same at every d = %@…%@ to %.2g (relative), so T = F(n_b/d)·d/n_b exactly as ℓ = 2 and a fixed m₀ predict.",
                                dimensionLabel(config.mapDimensions.min()!), dimensionLabel(refD), spread))
+
+        // ℓ = 3 findings and tables.
+        let cubicRefD = config.cubicDimensions.max() ?? 0
+        let cubicFit = { (p: String, y: String) in fits.first { $0.order == 3 && $0.name == "transition vs d" && $0.protocolName == p && $0.y.hasPrefix(y) } }
+        let cubicSpeedUp = { (p: String) in fits.first { $0.order == 3 && $0.protocolName == p && $0.dimension == cubicRefD && $0.name.hasPrefix("ln T") } }
+        var cubicFindings: [String] = []
+        if let s = cubicSpeedUp("square"), let c = cubicSpeedUp("correlation") {
+            cubicFindings.append(String(format: "Linear speed-up: at d = %@ T ∝ n_b^{%.4f} (square) and n_b^{%.4f} (correlation) below the square loss's transition (expected −1).",
+                                        dimensionLabel(cubicRefD), s.slope, c.slope))
+        }
+        if let best = cubicFit("square", "ln n_b*"), let edge = cubicFit("square", "ln n_b^edge"), let sq2 = cubicFit("square", "ln n_b^×2"),
+           let co2 = cubicFit("correlation", "ln n_b^×2") {
+            cubicFindings.append(String(format: "The square loss stops gaining at n_b ~ d^{ℓ/2} = d^{3/2}: across d = %@…%@, n_b* ∝ d^{%.4f ± %.1g}, n_b^edge ∝ d^{%.4f ± %.1g}, n_b^×2 ∝ d^{%.4f ± %.1g} (expected 1.5).",
+                                        dimensionLabel(config.cubicDimensions.min() ?? 0), dimensionLabel(cubicRefD), best.slope, best.slopeStandardError,
+                                        edge.slope, edge.slopeStandardError, sq2.slope, sq2.slopeStandardError))
+            cubicFindings.append(String(format: "The correlation loss goes further, to n_b ~ d^{ℓ−1} = d²: its n_b^×2 ∝ d^{%.4f ± %.1g} (expected 2), while its T keeps falling below the square loss's least T.",
+                                        co2.slope, co2.slopeStandardError))
+        }
+        let cubicRows = cubicTransitions.map { t -> [String] in
+            let s = Problem.he3.transitionScale(t.dimension), d = Double(t.dimension)
+            return [dimensionLabel(t.dimension), String(format: "%.4g", t.squareBest), fmt(t.squareBest / s), fmt(t.squareLeastSteps),
+                    t.squareEdge.isFinite ? String(format: "%.4g", t.squareEdge) : "—", fmt(t.squareEdge / s),
+                    String(format: "%.4g", t.squareDoubling), String(format: "%.4g", t.correlationDoubling), fmt(t.correlationDoubling / (d * d)),
+                    fmt(t.correlationLeastSteps)]
+        }
+        let cubicText = MarkdownTable.render(
+            ["d", "n_b* (square)", "n_b*/d^{3/2}", "T at n_b*", "n_b^edge (square)", "n_b^edge/d^{3/2}", "n_b^×2 square", "n_b^×2 correlation",
+             "n_b^×2 correlation / d²", "least T correlation"], cubicRows)
 
         let settingsText = """
             - Problem: target y = He\(hermiteOrder)(z1) (information exponent ℓ = \(hermiteOrder)), student one spherical neuron \
@@ -248,6 +295,8 @@ extension BatchSizeTradeoff {
         summary += "Recovery time T (steps to |m| > \(label(threshold))) from the exact map at d = \(dimensionLabel(refD)), m₀ = \(label(initialOverlap)), η = γ₀·n_b, γ₀ = \(label(learningRatePerSample))\n"
         summary += recoveryTable + "\n\nTransitions (exact map)\n" + transitionText + "\n\nFitted exponents\n" + fitText + "\n\n"
         summary += findings.map { "- " + $0 }.joined(separator: "\n") + "\n"
+        summary += "\nℓ = 3 (He3, exact map, m₀ = d^{-1/2}, γ₀ = \(label(Problem.he3.learningRatePerSample)))\n" + cubicText + "\n"
+        summary += cubicFindings.map { "- " + $0 }.joined(separator: "\n") + "\n"
         if !simulated.isEmpty { summary += "\nMap against simulator (same d)\n" + simText + "\n" + agreementText + failureText + "\n" }
         summary += String(format: "\nwall time %.1f s\n", seconds)
         result.summary = summary
@@ -266,13 +315,12 @@ extension BatchSizeTradeoff {
             ## Settings
 
             \(settingsText)
-            Why ℓ = 2: from a small start the overlap grows linearly in m (dm ≈ 4γm per step, γ = η/d), so T is \
+            Why ℓ = 2 for the simulator: from a small start the overlap grows linearly in m (dm ≈ 4γm per step, γ = η/d), so T is \
             logarithmic in 1/m₀ and T ∝ d/n_b: a few thousand map steps per point even at d = 2³², and the \
-            transition n_b ~ d^{ℓ/2} = d is within the simulator's reach (n_b·d ≲ 10⁷). ℓ = 3 puts the \
-            transition at n_b ~ d^{3/2} with T ~ √d/(γm₀) steps, and the square loss's Ξ at m = 0 is 32 times \
-            the correlation loss's (3456 against 108), so its small-batch stability needs γ₀ ≲ 10⁻² m₀√d: not run here. \
+            transition n_b ~ d^{ℓ/2} = d is within the simulator's reach (n_b·d ≲ 10⁷). \
             For ℓ = 2, d^{ℓ/2} = d^{ℓ−1} = d, so the correlation loss's extra range is not a new power of d \
-            but the absence of a floor: its T keeps falling (like 1/ln(n_b/d)) where the square loss's stops.
+            but the absence of a floor: its T keeps falling (like 1/ln(n_b/d)) where the square loss's stops. \
+            The separation of the two powers needs ℓ = 3: the section "ℓ = 3" below, from the exact map only.
 
             ## Findings
 
@@ -307,7 +355,28 @@ extension BatchSizeTradeoff {
             ln T against ln n_b over the fitted range, not noise. The simulator's slopes are weighted fits with \
             the seed standard error of ln T̄ of each point.
 
-            ## Map against simulator at moderate d
+            ## ℓ = 3: He₃ target, spherical He₃ neuron (exact map only)
+
+            - Start m₀ = d^{−1/2} (the size of a random start), γ₀ = \(label(Problem.he3.learningRatePerSample)) in \
+            η = γ₀·n_b·d^{1−ℓ/2} = γ₀·n_b/√d (γ = η/d = γ₀·n_b/d^{3/2}); below the square loss's stability edge at \
+            m ~ d^{−1/2}: the gain per step is 18γm, the noise ½γ²(d/n_b)Ξ with Ξ = 3456 at m = 0 (108 for the \
+            correlation loss), so γ₀ < 36/3456 ≈ 0.0104.
+            - d ∈ {\(config.cubicDimensions.map(dimensionLabel).joined(separator: ", "))}, n_b = round(x·d^{3/2}) for \
+            x ∈ [\(label(config.cubicRatios.min() ?? .nan)), \(label(config.cubicRatios.max() ?? .nan))] (\(config.cubicRatios.count) log-spaced values); \
+            budget 40 × the leading-order escape time √d/(18γ₀x) + 200 steps. n_b^edge is the n_b above which one map \
+            step shrinks m₀ (bisection). No simulation: from m₀ ~ d^{−1/2} the simulator's escape is random at O(1) \
+            (its noise is as large as m₀), so the deterministic map is not its mean; and n_b ~ d² at d = 2¹⁰ is 10⁶ samples per step.
+
+            \(cubicFindings.map { "- " + $0 }.joined(separator: "\n"))
+
+            \(cubicText)
+
+            Why the powers differ, to leading order in m: the square loss's radial self-interaction −18γw \
+            (E[σ'(λ)f(λ)x] ∝ w for He₃) overshoots once 18γ = 18γ₀n_b/d^{3/2} approaches 1, so it stops at \
+            n_b ~ d^{3/2}; the correlation loss has no such term, and its escape T ≈ 1/(18γm₀) = d²/(18γ₀n_b) falls \
+            like 1/n_b until it reaches O(1) steps at n_b ~ d².
+
+            ## Map against simulator at moderate d (ℓ = 2)
 
             \(simulated.isEmpty ? "(no simulations in this run)" : simText + "\n\n" + agreementText + failureText)
 
@@ -322,7 +391,9 @@ extension BatchSizeTradeoff {
             | `recovery_times.csv` | per (d, protocol, n_b): η, T and n_b·T from the map; where simulated, T mean ± SE (and SD) over seeds, recovered seeds, horizon, (sim − map)/SE, critical value, verdict |
             | `seed_times.csv` | per simulated seed: T from the simulator and the map's T |
             | `transitions.csv` | per d: n_b*, T there, the cap, n_b^edge, n_b^×2 per loss, least T of the correlation loss |
-            | `fits.csv` | the least-squares lines above |
+            | `fits.csv` | the least-squares lines above (column `l`: ℓ) |
+            | `recovery_times_l3.csv` | ℓ = 3: per (d, protocol, n_b): η, m₀, T and n_b·T from the exact map |
+            | `transitions_l3.csv` | ℓ = 3: per d: n_b*, n_b^edge, n_b^×2 per loss (also over d^{3/2} and d²) |
             | `curves.csv` | \\|m\\| against the step: the map (at the simulated d and at d = \(dimensionLabel(refD)) for the same n_b/d) and the simulator's mean ± SE |
             | `specs/*.yaml` | representative experiments (readable by `plateau simulate/ode --spec`; the map with `--map-dimension`) |
             | `plot.ipynb` | the figures |
@@ -406,6 +477,28 @@ extension BatchSizeTradeoff {
                 ax.set_xlabel("d"); ax.set_ylabel("batch size"); ax.legend()
                 plt.tight_layout(); plt.show()
                 fits
+                """),
+            .markdown("## ℓ = 3 (exact map): the square loss stops at n_b ~ d^{3/2}, the correlation loss goes on to d²"),
+            .code("""
+                cubic = pd.read_csv("recovery_times_l3.csv")
+                cubic_tr = pd.read_csv("transitions_l3.csv")
+                fig, (a, b) = plt.subplots(1, 2, figsize=(14, 5))
+                cdims = sorted(cubic.d.unique())
+                for i, d in enumerate(cdims):
+                    alpha = 0.3 + 0.7 * (i + 1) / len(cdims)
+                    for p in ["square", "correlation"]:
+                        g = cubic[(cubic.d == d) & (cubic.protocol == p)].sort_values("n_b")
+                        g = g[np.isfinite(g.T_map)]
+                        a.loglog(g.n_b / d**1.5, g.T_map, "-", color=styles[p], alpha=alpha, label=p if d == cdims[-1] else None)
+                a.set_xlabel("n_b / d^{3/2}"); a.set_ylabel("steps to |m| > 0.5"); a.legend()
+                for col, lab in [("n_b_star", "n_b* (square)"), ("n_b_edge", "n_b^edge (square)"),
+                                 ("n_b_double_square", "n_b^×2 square"), ("n_b_double_correlation", "n_b^×2 correlation")]:
+                    b.loglog(cubic_tr.d, cubic_tr[col], "o-", label=lab)
+                b.loglog(cubic_tr.d, cubic_tr.d**1.5, "k:", label="∝ d^{3/2}")
+                b.loglog(cubic_tr.d, cubic_tr.d**2.0, "k--", label="∝ d²")
+                b.set_xlabel("d"); b.set_ylabel("batch size"); b.legend()
+                plt.tight_layout(); plt.show()
+                cubic_tr
                 """),
             .markdown("## |m| against the step: map and simulator (mean ± SE)"),
             .code("""

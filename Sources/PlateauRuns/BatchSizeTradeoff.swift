@@ -43,15 +43,53 @@ public struct BatchSizeTradeoff: Reproduction {
 
     public init() {}
 
-    /// ℓ: information exponent of the target He_ℓ and degree of the student activation.
-    public static let hermiteOrder = 2
+    /// One He_ℓ problem of the study: the target He_ℓ(z1), a spherical He_ℓ neuron, η = γ₀·n_b·d^{1−ℓ/2},
+    /// and the start m₀ = c·d^{−κ}.
+    public struct Problem: Sendable, Hashable {
+        /// ℓ: information exponent of the target He_ℓ and degree of the student activation.
+        public var order: Int
+        /// γ₀ in η = γ₀·n_b·d^{1−ℓ/2}.
+        public var learningRatePerSample: Double
+        /// m₀ = `initialOverlapScale`·d^{−`initialOverlapExponent`}.
+        public var initialOverlapScale: Double
+        public var initialOverlapExponent: Double
+
+        /// ℓ = 2, the study with the simulator: m₀ = 0.1 fixed (so the map's d → ∞ limit is the
+        /// mean-field curve and the simulator's fluctuations around it shrink like d^{-1/2}: see the
+        /// README), γ₀ = 0.05, below the square loss's small-batch stability edge 1/6.
+        public static let he2 = Problem(order: 2, learningRatePerSample: 0.05, initialOverlapScale: 0.1, initialOverlapExponent: 0)
+        /// ℓ = 3, exact map only: m₀ = d^{−1/2}, the size of a random start, so that the escape takes
+        /// T ≈ √d/(18γ) steps and the correlation loss's linear speed-up lasts to n_b ~ d^{ℓ−1} = d²;
+        /// γ₀ = 0.005, below the square loss's small-batch stability edge at m ~ d^{−1/2},
+        /// γ₀ < 2·18/3456 ≈ 0.0104 (gain 18γm against the noise ½γ²(d/n_b)Ξ, Ξ = 3456 at m = 0).
+        public static let he3 = Problem(order: 3, learningRatePerSample: 0.005, initialOverlapScale: 1, initialOverlapExponent: 0.5)
+
+        public func initialOverlap(_ d: Int) -> Double {
+            initialOverlapScale * Foundation.pow(Double(d), -initialOverlapExponent)
+        }
+
+        /// d^{ℓ/2}, the scale of the square loss's transition.
+        public func transitionScale(_ d: Int) -> Double { Foundation.pow(Double(d), Double(order) / 2) }
+
+        /// The overlap at which the one-step gain decides recovery: for ℓ = 2 the gain does not depend
+        /// on m to leading order (a tiny m = 10⁻⁸); for ℓ ≥ 3 it grows with m, so at the start m₀.
+        func edgeOverlap(_ d: Int) -> Double { order == 2 ? 1e-8 : initialOverlap(d) }
+
+        /// Leading-order escape time from m₀ in steps: ℓ = 2, ln(m_th/m₀)/(4γ); ℓ ≥ 3, 1/(ℓ·ℓ!·γ·m₀^{ℓ−2}).
+        func escapeSteps(_ d: Int, learningRate eta: Double) -> Double {
+            let gamma = eta / Double(d)
+            if order == 2 { return Foundation.log(BatchSizeTradeoff.threshold / initialOverlap(d)) / (4 * gamma) }
+            let factorial = (1...order).reduce(1.0) { $0 * Double($1) }
+            return 1 / (Double(order) * factorial * gamma * Foundation.pow(initialOverlap(d), Double(order - 2)))
+        }
+    }
+
+    /// The ℓ = 2 problem's constants (the simulated study).
+    public static let hermiteOrder = Problem.he2.order
     /// Weak recovery: |m| above this.
     public static let threshold = 0.5
-    /// The initial overlap m₀ (fixed, so the map's d → ∞ limit is the mean-field curve, and the
-    /// simulator's fluctuations around it shrink like d^{-1/2}: see the README).
-    public static let initialOverlap = 0.1
-    /// γ₀ in η = γ₀·n_b·d^{1−ℓ/2}: below the square loss's small-batch stability edge 1/6.
-    public static let learningRatePerSample = 0.05
+    public static let initialOverlap = Problem.he2.initialOverlapScale
+    public static let learningRatePerSample = Problem.he2.learningRatePerSample
     /// Family-wise level of the map-vs-simulator verdicts (Bonferroni over the compared rows).
     public static let alpha = 0.01
 
@@ -80,6 +118,9 @@ public struct BatchSizeTradeoff: Reproduction {
         public var seeds: Int
         public var masterSeed: UInt64
         public var quick: Bool
+        /// The ℓ = 3 exact-map sweep: dimensions and n_b/d^{3/2}.
+        public var cubicDimensions: [Int]
+        public var cubicRatios: [Double]
 
         public init(_ s: ReproductionSettings) {
             quick = s.quick
@@ -90,12 +131,16 @@ public struct BatchSizeTradeoff: Reproduction {
                 dimensions = [1024]
                 simulatedRatios = [1.0 / 16, 1.0 / 4]
                 seeds = 16
+                cubicDimensions = [1 << 8, 1 << 12, 1 << 16]
+                cubicRatios = (-4...12).map { Foundation.pow(2, Double($0)) }
             } else {
                 mapDimensions = [1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 28, 1 << 32]
                 ratios = (-32...24).map { Foundation.pow(2, Double($0) / 4) }
                 dimensions = [256, 1024]
                 simulatedRatios = [1.0 / 64, 1.0 / 16, 1.0 / 4, 1, 2, 4, 8]
                 seeds = 32
+                cubicDimensions = [1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20]
+                cubicRatios = (-6...34).map { Foundation.pow(2, Double($0) / 2) }
             }
             if let d = s.dimensions { dimensions = d }
             if let n = s.seeds { seeds = n }
@@ -105,27 +150,29 @@ public struct BatchSizeTradeoff: Reproduction {
     // MARK: - The problem
 
     /// d^{ℓ/2}, the scale of the transition.
-    static func transitionScale(_ d: Int) -> Double { Foundation.pow(Double(d), Double(hermiteOrder) / 2) }
+    static func transitionScale(_ d: Int, _ problem: Problem = .he2) -> Double { problem.transitionScale(d) }
 
     /// The batch size n_b = round(x·d^{ℓ/2}) (at least 1).
-    static func batchSize(ratio x: Double, dimension d: Int) -> Int { max(1, Int((x * transitionScale(d)).rounded())) }
+    static func batchSize(ratio x: Double, dimension d: Int, _ problem: Problem = .he2) -> Int {
+        max(1, Int((x * transitionScale(d, problem)).rounded()))
+    }
 
     /// η = γ₀·n_b·d^{1−ℓ/2}.
-    static func learningRate(batchSize nb: Double, dimension d: Int) -> Double {
-        learningRatePerSample * nb * Foundation.pow(Double(d), 1 - Double(hermiteOrder) / 2)
+    static func learningRate(batchSize nb: Double, dimension d: Int, _ problem: Problem = .he2) -> Double {
+        problem.learningRatePerSample * nb * Foundation.pow(Double(d), 1 - Double(problem.order) / 2)
     }
 
     /// The He_ℓ target, spherical He_ℓ neuron, `loss`, learning rate `eta`, batch `nb`, from m = m₀,
     /// `steps` SGD steps at dimension d, recorded at every step.
     public static func experiment(loss: Loss, dimension d: Int, batchSize nb: Int, learningRate eta: Double,
-                                  steps: Int, times: TimeGrid? = nil) -> Experiment {
-        let link = try! Formula(parsing: "He\(hermiteOrder)(z1)", variables: .target(k: 1))
+                                  steps: Int, times: TimeGrid? = nil, problem: Problem = .he2) -> Experiment {
+        let link = try! Formula(parsing: "He\(problem.order)(z1)", variables: .target(k: 1))
         let horizon = Double(steps) / Double(d)
         return Experiment(
             teacher: TeacherSpec(link: link),
-            student: StudentSpec(p: 1, activation: .hermite(hermiteOrder), spherical: true),
+            student: StudentSpec(p: 1, activation: .hermite(problem.order), spherical: true),
             training: TrainingSpec(loss: loss, learningRate: eta, batchSize: nb, time: horizon),
-            initialization: .overlaps(M: Matrix(rows: 1, cols: 1, repeating: initialOverlap), Q: .identity(1)),
+            initialization: .overlaps(M: Matrix(rows: 1, cols: 1, repeating: problem.initialOverlap(d)), Q: .identity(1)),
             output: OutputSpec(times: times ?? .list((0...steps).map { Double($0) / Double(d) })))
     }
 
@@ -148,16 +195,22 @@ public struct BatchSizeTradeoff: Reproduction {
         public var steps: Double
         /// |m| after each step, up to the recovery step + 1 (or the budget).
         public var overlaps: [Double]
-        public var ratio: Double { Double(batchSize) / BatchSizeTradeoff.transitionScale(dimension) }
+        public var problem: Problem = .he2
+        public var ratio: Double { Double(batchSize) / problem.transitionScale(dimension) }
         public var samples: Double { Double(batchSize) * steps }
     }
 
     /// Iterates the exact one-step map until |m| > threshold (one more step is kept), |m| < m₀/10⁴
-    /// (no recovery), or the budget of 40·d/η + 200 steps (60 times the small-batch recovery time)
-    /// is spent. The cost of a step does not depend on d.
-    static func mapRecovery(_ protocolName: TrainingRule, dimension d: Int, batchSize nb: Int, learningRate eta: Double) -> MapPoint {
-        let budget = Int(min(5e6, 40 * Double(d) / eta + 200))
-        let e = experiment(loss: protocolName.loss, dimension: d, batchSize: nb, learningRate: eta, steps: 1, times: .list([0]))
+    /// (no recovery), or the budget is spent: 40·d/η + 200 steps for ℓ = 2 (60 times the small-batch
+    /// recovery time), 40 times the leading-order escape time + 200 for ℓ ≥ 3. The cost of a step does
+    /// not depend on d.
+    static func mapRecovery(_ protocolName: TrainingRule, dimension d: Int, batchSize nb: Int, learningRate eta: Double,
+                            problem: Problem = .he2) -> MapPoint {
+        let scale = problem.order == 2 ? Double(d) / eta : problem.escapeSteps(d, learningRate: eta)
+        let budget = Int(min(5e6, 40 * scale + 200))
+        let m0 = problem.initialOverlap(d)
+        let e = experiment(loss: protocolName.loss, dimension: d, batchSize: nb, learningRate: eta, steps: 1, times: .list([0]),
+                           problem: problem)
         let map = OnlineSGDMap(OnlineSGDTheory(e), dimension: Double(d))
         var o = map.theory.initialOverlaps
         var m = [o.cosine(0, 0)]
@@ -166,55 +219,61 @@ public struct BatchSizeTradeoff: Reproduction {
             let c = o.cosine(0, 0)
             guard c.isFinite else { break }
             m.append(c)
-            if abs(c) > threshold || abs(c) < initialOverlap * 1e-4 { break }
+            if abs(c) > threshold || abs(c) < m0 * 1e-4 { break }
         }
         return MapPoint(dimension: d, protocolName: protocolName, batchSize: nb, learningRate: eta,
-                        steps: recoveryTime(m), overlaps: m.map(abs))
+                        steps: recoveryTime(m), overlaps: m.map(abs), problem: problem)
     }
 
-    /// The one-step gain m'/m of the square loss (η = γ₀n_b) at a tiny overlap m = 10⁻⁸.
-    static func smallOverlapGain(dimension d: Int, batchSize nb: Double) -> Double {
+    /// The one-step gain m'/m of the square loss (η = γ₀n_b) at the problem's edge overlap (ℓ = 2: a
+    /// tiny m = 10⁻⁸; ℓ ≥ 3: m₀).
+    static func smallOverlapGain(dimension d: Int, batchSize nb: Double, problem: Problem = .he2) -> Double {
         let n = Int(nb.rounded())
-        let e = experiment(loss: .square, dimension: d, batchSize: n, learningRate: learningRate(batchSize: Double(n), dimension: d),
-                           steps: 1, times: .list([0]))
+        let e = experiment(loss: .square, dimension: d, batchSize: n, learningRate: learningRate(batchSize: Double(n), dimension: d, problem),
+                           steps: 1, times: .list([0]), problem: problem)
         let map = OnlineSGDMap(OnlineSGDTheory(e), dimension: Double(d))
         var o = map.theory.initialOverlaps
-        o.M[0, 0] = 1e-8
-        return map.step(o).cosine(0, 0) / 1e-8
+        let m = problem.edgeOverlap(d)
+        o.M[0, 0] = m
+        return map.step(o).cosine(0, 0) / m
     }
 
     /// The n_b at which the square loss's one-step gain at a tiny overlap falls to 1 (bisection in
     /// ln n_b to one batch): above it the map never leaves m ≈ 0. Leading order: n_b/d = (1 − 6γ₀)/(2γ₀) for ℓ = 2.
-    static func recoveryEdge(dimension d: Int) -> Double {
-        var lo = max(1, transitionScale(d) / 1024), hi = transitionScale(d) * 1024
-        guard smallOverlapGain(dimension: d, batchSize: lo) > 1, smallOverlapGain(dimension: d, batchSize: hi) < 1 else { return .nan }
+    static func recoveryEdge(dimension d: Int, problem: Problem = .he2) -> Double {
+        var lo = max(1, transitionScale(d, problem) / 1024), hi = transitionScale(d, problem) * 1024
+        guard smallOverlapGain(dimension: d, batchSize: lo, problem: problem) > 1,
+              smallOverlapGain(dimension: d, batchSize: hi, problem: problem) < 1 else { return .nan }
         while hi - lo > 1 {
             let mid = (lo * hi).squareRoot().rounded()
             guard mid > lo, mid < hi else { break }
-            if smallOverlapGain(dimension: d, batchSize: mid) > 1 { lo = mid } else { hi = mid }
+            if smallOverlapGain(dimension: d, batchSize: mid, problem: problem) > 1 { lo = mid } else { hi = mid }
         }
         return hi
     }
 
     /// The map sweep at one dimension: square and correlation over `ratios`, then the transition
     /// n_b* of the square loss, then the capped square loss above it.
-    static func mapSweep(dimension d: Int, ratios: [Double]) -> (points: [MapPoint], transition: Transition) {
-        let sizes = Array(Set(ratios.map { batchSize(ratio: $0, dimension: d) })).sorted()
+    static func mapSweep(dimension d: Int, ratios: [Double], problem: Problem = .he2) -> (points: [MapPoint], transition: Transition) {
+        let sizes = Array(Set(ratios.map { batchSize(ratio: $0, dimension: d, problem) })).sorted()
         var points: [MapPoint] = []
         for p in [TrainingRule.square, .correlation] {
-            for nb in sizes { points.append(mapRecovery(p, dimension: d, batchSize: nb, learningRate: learningRate(batchSize: Double(nb), dimension: d))) }
+            for nb in sizes {
+                points.append(mapRecovery(p, dimension: d, batchSize: nb, learningRate: learningRate(batchSize: Double(nb), dimension: d, problem),
+                                          problem: problem))
+            }
         }
         let transition = Transition(dimension: d, square: points.filter { $0.protocolName == .square },
-                                    correlation: points.filter { $0.protocolName == .correlation })
+                                    correlation: points.filter { $0.protocolName == .correlation }, problem: problem)
         let capSize = transition.bestGridBatchSize
-        let capRate = learningRate(batchSize: Double(capSize), dimension: d)
+        let capRate = learningRate(batchSize: Double(capSize), dimension: d, problem)
         for nb in sizes {
             if nb <= capSize, let same = points.first(where: { $0.protocolName == .square && $0.batchSize == nb }) {
                 var copy = same
                 copy.protocolName = .squareCapped
                 points.append(copy)
             } else {
-                points.append(mapRecovery(.squareCapped, dimension: d, batchSize: nb, learningRate: capRate))
+                points.append(mapRecovery(.squareCapped, dimension: d, batchSize: nb, learningRate: capRate, problem: problem))
             }
         }
         return (points, transition)
@@ -239,7 +298,7 @@ public struct BatchSizeTradeoff: Reproduction {
         /// Least T of the correlation loss over the grid (its largest n_b).
         public var correlationLeastSteps: Double
 
-        init(dimension: Int, square: [MapPoint], correlation: [MapPoint]) {
+        init(dimension: Int, square: [MapPoint], correlation: [MapPoint], problem: Problem = .he2) {
             self.dimension = dimension
             let sq = square.sorted { $0.batchSize < $1.batchSize }
             let finite = sq.indices.filter { sq[$0].steps.isFinite }
@@ -257,7 +316,7 @@ public struct BatchSizeTradeoff: Reproduction {
             } else {
                 squareBest = Double(sq[i].batchSize)
             }
-            squareEdge = BatchSizeTradeoff.recoveryEdge(dimension: dimension)
+            squareEdge = BatchSizeTradeoff.recoveryEdge(dimension: dimension, problem: problem)
             func doubling(_ pts: [MapPoint]) -> Double {
                 let s = pts.sorted { $0.batchSize < $1.batchSize }
                 guard let first = s.first, first.samples.isFinite else { return .nan }
@@ -279,6 +338,8 @@ public struct BatchSizeTradeoff: Reproduction {
         public var slope: Double, slopeStandardError: Double, intercept: Double
         public var expectedSlope: Double
         public var points: Int
+        /// ℓ of the problem fitted.
+        public var order: Int = 2
     }
 
     /// Ordinary least squares (deterministic points: the slope's standard error measures curvature).
@@ -307,6 +368,47 @@ public struct BatchSizeTradeoff: Reproduction {
         return ScalingFit(name: name, dimension: dimension, protocolName: protocolName, source: "simulation", x: x, y: y,
                           slope: slope, slopeStandardError: (1 / sxx).squareRoot(), intercept: ym - slope * xm,
                           expectedSlope: expected, points: rows.count)
+    }
+
+    /// The exact map's fits for one problem: ln T against ln n_b below the transition (n_b ≤ n_b*/10),
+    /// per d and loss (expected −1); the transitions against ln d over `dimensions` (square: ℓ/2;
+    /// correlation's n_b^×2: ℓ − 1, where the escape from m₀ = c·d^{−κ} takes T ∝ d^{κ(ℓ−2)}·d^{ℓ/2}/n_b
+    /// steps, so its linear speed-up lasts until T ~ 1, n_b ~ d^{ℓ/2 + κ(ℓ−2)} = d^{ℓ−1} for κ = ½ or ℓ = 2);
+    /// the least T of the square loss (d^{κ(ℓ−2)}); the samples at the smallest n_b (d^{ℓ/2 + κ(ℓ−2)}).
+    static func mapFits(points: [MapPoint], transitions: [Transition], dimensions: [Int], problem: Problem) -> [ScalingFit] {
+        var fits: [ScalingFit] = []
+        for t in transitions {
+            let limit = t.squareBest / 10
+            for p in [TrainingRule.square, .correlation] {
+                let pts = points.filter { $0.dimension == t.dimension && $0.protocolName == p && Double($0.batchSize) <= limit }
+                if let f = fit("ln T vs ln n_b below the transition", dimension: t.dimension, protocolName: p.rawValue, source: "map",
+                               x: "ln n_b", y: "ln T", pts.map { Foundation.log(Double($0.batchSize)) },
+                               pts.map { Foundation.log($0.steps) }, expected: -1) { fits.append(f) }
+            }
+        }
+        let scaling = transitions.filter { dimensions.contains($0.dimension) }
+        let lnD = scaling.map { Foundation.log(Double($0.dimension)) }
+        let l = Double(problem.order), half = l / 2, escape = problem.initialOverlapExponent * (l - 2)
+        let transitionFits: [(String, String, [Double], Double)] = [
+            ("square", "ln n_b* (least T)", scaling.map(\.squareBest), half),
+            ("square", "ln n_b^edge (no recovery above)", scaling.map(\.squareEdge), half),
+            ("square", "ln n_b^×2 (samples doubled)", scaling.map(\.squareDoubling), half),
+            ("correlation", "ln n_b^×2 (samples doubled)", scaling.map(\.correlationDoubling), half + escape),
+        ]
+        for (p, y, values, expected) in transitionFits {
+            if let f = fit("transition vs d", dimension: nil, protocolName: p, source: "map", x: "ln d", y: y, lnD,
+                           values.map { Foundation.log($0) }, expected: expected) { fits.append(f) }
+        }
+        if let f = fit("least T vs d", dimension: nil, protocolName: "square", source: "map", x: "ln d", y: "ln T_min", lnD,
+                       scaling.map { Foundation.log($0.squareLeastSteps) }, expected: escape) { fits.append(f) }
+        // Samples at the smallest batch against d: n_b·T ∝ d^{ℓ/2 + κ(ℓ−2)}.
+        let smallest = scaling.compactMap { t in
+            points.filter { $0.dimension == t.dimension && $0.protocolName == .square }.min { $0.batchSize < $1.batchSize }?.samples
+        }
+        if smallest.count == lnD.count,
+           let f = fit("samples vs d (smallest n_b)", dimension: nil, protocolName: "square", source: "map", x: "ln d", y: "ln n_b·T",
+                       lnD, smallest.map { Foundation.log($0) }, expected: half + escape) { fits.append(f) }
+        return fits.map { var f = $0; f.order = problem.order; return f }
     }
 
     // MARK: - Finite d
@@ -407,16 +509,7 @@ public struct BatchSizeTradeoff: Reproduction {
 
         // 3. Fits: ln T against ln n_b below the transition (n_b ≤ n_b*/10), per d and loss; the
         //    transitions against ln d across the map dimensions.
-        var fits: [ScalingFit] = []
-        for t in transitions {
-            let limit = t.squareBest / 10
-            for p in [TrainingRule.square, .correlation] {
-                let pts = mapPoints.filter { $0.dimension == t.dimension && $0.protocolName == p && Double($0.batchSize) <= limit }
-                if let f = Self.fit("ln T vs ln n_b below the transition", dimension: t.dimension, protocolName: p.rawValue, source: "map",
-                                    x: "ln n_b", y: "ln T", pts.map { Foundation.log(Double($0.batchSize)) },
-                                    pts.map { Foundation.log($0.steps) }, expected: -1) { fits.append(f) }
-            }
-        }
+        var fits = Self.mapFits(points: mapPoints, transitions: transitions, dimensions: config.mapDimensions, problem: .he2)
         for d in config.dimensions {
             guard let t = transitions.first(where: { $0.dimension == d }) else { continue }
             for p in [TrainingRule.square, .correlation] {
@@ -429,31 +522,16 @@ public struct BatchSizeTradeoff: Reproduction {
                                             expected: -1) { fits.append(f) }
             }
         }
-        let scaling = transitions.filter { config.mapDimensions.contains($0.dimension) }
-        let lnD = scaling.map { Foundation.log(Double($0.dimension)) }
-        let half = Double(Self.hermiteOrder) / 2
-        let transitionFits: [(String, String, [Double])] = [
-            ("square", "ln n_b* (least T)", scaling.map(\.squareBest)),
-            ("square", "ln n_b^edge (no recovery above)", scaling.map(\.squareEdge)),
-            ("square", "ln n_b^×2 (samples doubled)", scaling.map(\.squareDoubling)),
-            ("correlation", "ln n_b^×2 (samples doubled)", scaling.map(\.correlationDoubling)),
-        ]
-        for (p, y, values) in transitionFits {
-            if let f = Self.fit("transition vs d", dimension: nil, protocolName: p, source: "map", x: "ln d", y: y, lnD,
-                                values.map { Foundation.log($0) }, expected: half) { fits.append(f) }
+
+        // 4. ℓ = 3 (He₃ target and neuron, m₀ = d^{−1/2}), exact map only.
+        let cubic = Reproductions.parallel(config.cubicDimensions, stage: "exact map, ℓ = 3: recovery time against n_b", progress) { d in
+            Self.mapSweep(dimension: d, ratios: config.cubicRatios, problem: .he3)
         }
-        if let f = Self.fit("least T vs d", dimension: nil, protocolName: "square", source: "map", x: "ln d", y: "ln T_min", lnD,
-                            scaling.map { Foundation.log($0.squareLeastSteps) }, expected: Double(Self.hermiteOrder) / 2 - 1) { fits.append(f) }
-        // Samples at the smallest batch against d: n_b·T ∝ d^{ℓ−1} from a fixed m₀.
-        let smallest = scaling.compactMap { t in
-            mapPoints.filter { $0.dimension == t.dimension && $0.protocolName == .square }.min { $0.batchSize < $1.batchSize }?.samples
-        }
-        if smallest.count == lnD.count,
-           let f = Self.fit("samples vs d (smallest n_b)", dimension: nil, protocolName: "square", source: "map", x: "ln d", y: "ln n_b·T",
-                            lnD, smallest.map { Foundation.log($0) }, expected: Double(Self.hermiteOrder - 1)) { fits.append(f) }
+        let cubicPoints = cubic.flatMap(\.points), cubicTransitions = cubic.map(\.transition)
+        fits += Self.mapFits(points: cubicPoints, transitions: cubicTransitions, dimensions: config.cubicDimensions, problem: .he3)
 
         let seconds = Date().timeIntervalSince(started)
         return Self.files(config: config, mapPoints: mapPoints, transitions: transitions, simulated: simulated, fits: fits,
-                          seconds: seconds)
+                          cubicPoints: cubicPoints, cubicTransitions: cubicTransitions, seconds: seconds)
     }
 }
