@@ -20,7 +20,8 @@ import PlateauCore
 /// **Nodes chosen for a stated accuracy.** When a theory is built, the rule is refined (m → ⌈1.25 m⌉
 /// nodes per coordinate per stage; QMC points × 2) until the error of every entry of Ψ, Φ, Ξ and E[σD]
 /// is estimated below `tolerance`: for the product rule from the differences δ between successive
-/// rules (the finer rule's error ≈ δ²/δ_previous while the differences shrink geometrically, else δ),
+/// rules (δ estimates the coarser rule's error; the error of an m-node rule falls like ρᵐ, ρ measured
+/// from the last two differences while they shrink, which extrapolates δ to the finer rule; else δ),
 /// for QMC as the standard error of the shifted copies, at two calibration points (the
 /// experiment's start and a half-learned state), or until `maximumPoints`. The rule is then fixed: the
 /// right-hand side is a deterministic (and, for smooth problems, smooth) function of the overlaps, and
@@ -197,7 +198,9 @@ final class QuadratureTerms: Sendable {
             var fine = coarse
             var fineShape = RuleShape.product(nodes: m)
             var lastDifference = Double.infinity
+            var lastCoarseNodes = m
             while error > settings.tolerance {
+                let coarseNodes = m
                 let nextNodes = max(m + 2, Int((1.25 * Double(m)).rounded(.up)))
                 let next = RuleShape.product(nodes: nextNodes)
                 if CubatureRule.count(dimension: n, shape: next, settings: settings) > settings.maximumPoints { break }
@@ -207,12 +210,18 @@ final class QuadratureTerms: Sendable {
                 fineShape = next
                 let current = calibrationPoints.map { Self.evaluate(fine, experiment, $0).flattened }
                 let difference = zip(previous, current).map { a, b in zip(a, b).map { abs($0 - $1) }.max() ?? 0 }.max() ?? 0
-                // The difference measures the coarser rule's error. The Gauss–Hermite rule converges
-                // geometrically on analytic integrands, so the finer rule's error is about
-                // difference × (difference / previous difference) once the differences shrink.
-                error = lastDifference.isFinite && difference < lastDifference
-                    ? difference * difference / lastDifference : difference
+                // The difference measures the coarser rule's error e(m_c). The Gauss–Hermite rule's
+                // error falls geometrically in the node count on analytic integrands, e(m) ≈ Cρᵐ, with
+                // ρ^{m_c − m_cc} ≈ difference / previous difference (m_cc the rule before), so the finer
+                // rule's error is about difference × ρ^{m_f − m_c} once the differences shrink.
+                if lastDifference.isFinite && difference < lastDifference && coarseNodes > lastCoarseNodes {
+                    let perNode = Foundation.log(difference / lastDifference) / Double(coarseNodes - lastCoarseNodes)
+                    error = difference * Foundation.exp(perNode * Double(nextNodes - coarseNodes))
+                } else {
+                    error = difference
+                }
                 lastDifference = difference
+                lastCoarseNodes = coarseNodes
                 previous = current
             }
             rule = fine

@@ -65,3 +65,27 @@ for (label, e) in problems {
         print(line)
     }
 }
+
+// The accuracy–time trade-off of the quadrature route on the erf problem at p = k = 2: for each
+// stated tolerance, the time per right-hand side over the closed form's (same run) and the largest
+// error of Ψ, Φ, Ξ against the closed form at the timed overlaps.
+print("\nerf committee, p = k = 2: quadrature time and error against the stated tolerance (closed form = 1×)")
+do {
+    let e = problems[0].1
+    let o = overlaps(p: 2, k: 2)
+    let closed = OnlineSGDTheory(e)
+    let base = time(closed, o)
+    let exact = closed.expectationTerms(o)
+    // E[σD] is left out: the closed form computes it only when the second layer is trained (here it is not).
+    func flat(_ t: (psi: Matrix, phi: Matrix, xi: Matrix, aDrift: [Double])) -> [Double] {
+        t.psi.values + t.phi.values + t.xi.values
+    }
+    for tolerance in [1e-2, 1e-3, 1e-4, 1e-5, 1e-6] {
+        var settings = QuadratureSettings()
+        settings.tolerance = tolerance
+        let quad = OnlineSGDTheory(e, route: .quadrature, quadrature: settings)
+        let t = time(quad, o)
+        let error = zip(flat(exact), flat(quad.expectationTerms(o))).map { abs($0 - $1) }.max() ?? .nan
+        print(String(format: "  tolerance %.0e: %@ (%.3g×), max error %.1e; ", tolerance, microseconds(t), t / base, error) + quad.routeDescription)
+    }
+}
