@@ -81,7 +81,7 @@ extension BatchSizeTradeoff {
         var cubicTimes = CSVTable(columns: ["d", "loss", "protocol", "n_b", "n_b_over_d_half_l", "learning_rate", "m0", "T_map", "samples_map"])
         for p in cubicPoints.sorted(by: { ($0.dimension, $0.protocolName.rawValue, $0.batchSize) < ($1.dimension, $1.protocolName.rawValue, $1.batchSize) }) {
             cubicTimes.append([p.dimension, p.protocolName.loss.rawValue, p.protocolName.rawValue, p.batchSize, p.ratio, p.learningRate,
-                               cubic.initialOverlap(p.dimension), p.steps, p.samples])
+                               p.problem.initialOverlap(p.dimension), p.steps, p.samples])
         }
         result.add("recovery_times_l3.csv", cubicTimes)
         var cubicTransitionTable = CSVTable(columns: [
@@ -255,7 +255,7 @@ extension BatchSizeTradeoff {
                                         co2.slope, co2.slopeStandardError))
         }
         let cubicRows = cubicTransitions.map { t -> [String] in
-            let s = Problem.he3.transitionScale(t.dimension), d = Double(t.dimension)
+            let s = cubic.transitionScale(t.dimension), d = Double(t.dimension)
             return [dimensionLabel(t.dimension), String(format: "%.4g", t.squareBest), fmt(t.squareBest / s), fmt(t.squareLeastSteps),
                     t.squareEdge.isFinite ? String(format: "%.4g", t.squareEdge) : "—", fmt(t.squareEdge / s),
                     String(format: "%.4g", t.squareDoubling), String(format: "%.4g", t.correlationDoubling), fmt(t.correlationDoubling / (d * d)),

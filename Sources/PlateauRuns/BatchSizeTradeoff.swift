@@ -75,10 +75,12 @@ public struct BatchSizeTradeoff: Reproduction {
         /// on m to leading order (a tiny m = 10⁻⁸); for ℓ ≥ 3 it grows with m, so at the start m₀.
         func edgeOverlap(_ d: Int) -> Double { order == 2 ? 1e-8 : initialOverlap(d) }
 
-        /// Leading-order escape time from m₀ in steps: ℓ = 2, ln(m_th/m₀)/(4γ); ℓ ≥ 3, 1/(ℓ·ℓ!·γ·m₀^{ℓ−2}).
-        func escapeSteps(_ d: Int, learningRate eta: Double) -> Double {
+        /// The step scale of the map's budget (40 × this + 200 steps): for ℓ = 2, d/η (the small-batch
+        /// recovery time is ln(m_th/m₀)/(4γ) ≈ 0.4·d/η); for ℓ ≥ 3, the leading-order escape time from m₀,
+        /// 1/(ℓ·ℓ!·γ·m₀^{ℓ−2}) with γ = η/d.
+        func budgetScale(_ d: Int, learningRate eta: Double) -> Double {
+            if order == 2 { return Double(d) / eta }
             let gamma = eta / Double(d)
-            if order == 2 { return Foundation.log(BatchSizeTradeoff.threshold / initialOverlap(d)) / (4 * gamma) }
             let factorial = (1...order).reduce(1.0) { $0 * Double($1) }
             return 1 / (Double(order) * factorial * gamma * Foundation.pow(initialOverlap(d), Double(order - 2)))
         }
@@ -206,8 +208,7 @@ public struct BatchSizeTradeoff: Reproduction {
     /// not depend on d.
     static func mapRecovery(_ protocolName: TrainingRule, dimension d: Int, batchSize nb: Int, learningRate eta: Double,
                             problem: Problem = .he2) -> MapPoint {
-        let scale = problem.order == 2 ? Double(d) / eta : problem.escapeSteps(d, learningRate: eta)
-        let budget = Int(min(5e6, 40 * scale + 200))
+        let budget = Int(min(5e6, 40 * problem.budgetScale(d, learningRate: eta) + 200))
         let m0 = problem.initialOverlap(d)
         let e = experiment(loss: protocolName.loss, dimension: d, batchSize: nb, learningRate: eta, steps: 1, times: .list([0]),
                            problem: problem)

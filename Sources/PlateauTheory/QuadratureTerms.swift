@@ -136,15 +136,6 @@ struct CubatureRule: Sendable {
         }
     }
 
-    /// The point count of a rule of this shape.
-    static func count(dimension n: Int, shape: RuleShape, settings: QuadratureSettings) -> Int {
-        switch shape {
-        case let .qmc(points): return points * settings.shifts
-        case let .product(m):
-            return prunedCount(dimension: n, weights: GSL.gaussHermite(m).weights, threshold: settings.pruneWeight)
-        }
-    }
-
     /// The product points whose weight is at least `threshold`, counted level by level (a partial
     /// product is abandoned once even the largest weights cannot lift it to the threshold).
     static func prunedCount(dimension n: Int, weights w: [Double], threshold: Double) -> Int {
@@ -203,10 +194,12 @@ final class QuadratureTerms: Sendable {
                 let coarseNodes = m
                 let nextNodes = max(m + 2, Int((1.25 * Double(m)).rounded(.up)))
                 let next = RuleShape.product(nodes: nextNodes)
-                if CubatureRule.count(dimension: n, shape: next, settings: settings) > settings.maximumPoints { break }
+                // Building a product rule costs only its nodes and its pruned count.
+                let candidate = CubatureRule(dimension: n, shape: next, settings: settings)
+                if candidate.count > settings.maximumPoints { break }
                 m = nextNodes
                 coarse = fine
-                fine = CubatureRule(dimension: n, shape: next, settings: settings)
+                fine = candidate
                 fineShape = next
                 let current = calibrationPoints.map { Self.evaluate(fine, experiment, $0).flattened }
                 let difference = zip(previous, current).map { a, b in zip(a, b).map { abs($0 - $1) }.max() ?? 0 }.max() ?? 0
