@@ -9,7 +9,7 @@ let package = Package(
         .library(name: "PlateauTheory", targets: ["PlateauTheory"]),
         .library(name: "PlateauSimulation", targets: ["PlateauSimulation"]),
         .library(name: "PlateauCompare", targets: ["PlateauCompare"]),
-        .library(name: "PlateauRuns", targets: ["PlateauRuns"]),
+        .library(name: "PlateauStudies", targets: ["PlateauStudies"]),
         .executable(name: "plateau", targets: ["plateau"]),
     ],
     dependencies: [
@@ -26,11 +26,11 @@ let package = Package(
         .target(name: "PlateauCompare", dependencies: ["PlateauCore", "CGSL"]),
         // Orchestration shared by the CLI and the agreement tests: simulate, run each seed's theory
         // from its realised start, compare.
-        .target(name: "PlateauRuns", dependencies: ["PlateauCore", "PlateauTheory", "PlateauSimulation", "PlateauCompare"]),
+        .target(name: "PlateauStudies", dependencies: ["PlateauCore", "PlateauTheory", "PlateauSimulation", "PlateauCompare"]),
         .executableTarget(
             name: "plateau",
             dependencies: [
-                "PlateauCore", "PlateauTheory", "PlateauSimulation", "PlateauCompare", "PlateauRuns",
+                "PlateauCore", "PlateauTheory", "PlateauSimulation", "PlateauCompare", "PlateauStudies",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "PlateauCoreTests", dependencies: ["PlateauCore"]),
@@ -42,7 +42,7 @@ let package = Package(
         // Theory against simulation: the agreement tests across modules.
         .testTarget(
             name: "PlateauAgreementTests",
-            dependencies: ["PlateauRuns", "PlateauTheory", "PlateauSimulation", "PlateauCompare", "PlateauCore"]),
+            dependencies: ["PlateauStudies", "PlateauTheory", "PlateauSimulation", "PlateauCompare", "PlateauCore"]),
         .testTarget(name: "PlateauCLITests", dependencies: ["plateau"]),
     ]
 )

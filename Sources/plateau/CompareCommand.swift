@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import PlateauCompare
 import PlateauCore
-import PlateauRuns
+import PlateauStudies
 import PlateauSimulation
 import PlateauTheory
 

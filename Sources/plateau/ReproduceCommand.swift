@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import PlateauCore
-import PlateauRuns
+import PlateauStudies
 
 struct ReproduceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

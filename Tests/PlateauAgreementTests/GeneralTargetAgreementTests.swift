@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import PlateauCompare
 import PlateauCore
-import PlateauRuns
+import PlateauStudies
 @testable import PlateauTheory
 
 /// The ODE on the Wick and quadrature routes against the simulator, with the same criterion and

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import PlateauCompare
 import PlateauCore
-import PlateauRuns
+import PlateauStudies
 import PlateauSimulation
 @testable import PlateauTheory
 

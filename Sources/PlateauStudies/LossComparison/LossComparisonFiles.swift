@@ -255,7 +255,7 @@ extension LossComparison {
             """
 
         let checkText = String(format: """
-            The He₃ problem has an exact overlap ODE (derivation in `Sources/PlateauRuns/LossComparison.swift`): \
+            The He₃ problem has an exact overlap ODE (derivation in `Sources/PlateauStudies/LossComparison/LossComparison.swift`): \
             dm/dt = 18η m²(1 − m²) − (η²/2) m Ξ(m), Ξ_corr = 1944m⁴ + 1296m² + 108, Ξ_sq = 1944m⁴ − 6696m³ + 1296m² + 3456. \
             The Wick route's dm/dt matches it at m = 0, 0.1, …, 1 for both losses to %.1e (he3_check.csv), and dQ/dt = 0 (spherical). \
             The correlation loss's fixed point from the closed form is m* = %.6f.
