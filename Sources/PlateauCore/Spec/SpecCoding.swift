@@ -9,28 +9,13 @@ import Yams
 extension Experiment {
     /// Parses a YAML or JSON specification and validates it.
     public init(specText: String) throws {
-        let tree: Any?
-        do {
-            tree = try Yams.load(yaml: specText)
-        } catch {
-            throw SpecError(field: "(file)", value: "unparseable text", reason: "not valid YAML or JSON: \(error)")
-        }
-        guard let map = tree as? [String: Any] else {
-            throw SpecError(field: "(file)", value: Self.show(tree), reason: "the top level must be a mapping with keys teacher, student, training, init, output")
-        }
-        self = try SpecReader(map, path: "").experiment()
+        self = try SpecReader(try SpecReader.topLevel(specText), path: "").experiment()
         try validate()
     }
 
     /// Reads a specification file (YAML or JSON).
     public init(contentsOf url: URL) throws {
-        let text: String
-        do {
-            text = try String(contentsOf: url, encoding: .utf8)
-        } catch {
-            throw SpecError(field: "--spec", value: url.path, reason: "cannot read the file: \(error.localizedDescription)")
-        }
-        try self.init(specText: text)
+        try self.init(specText: try SpecReader.read(url))
     }
 
     static func show(_ value: Any?) -> String {
@@ -42,7 +27,8 @@ extension Experiment {
         return "\(value)"
     }
 
-    static func format(_ d: Double) -> String {
+    /// A number as the spec errors show it (nan, inf, -inf written out).
+    public static func format(_ d: Double) -> String {
         if d.isNaN { return "nan" }
         if d.isInfinite { return d > 0 ? "inf" : "-inf" }
         return "\(d)"
@@ -255,17 +241,12 @@ struct SpecReader {
 
     func experiment() throws -> Experiment {
         try rejectUnknown(["teacher", "student", "training", "init", "output"])
-        // Teacher
-        let t = try sub("teacher")!
-        try t.rejectUnknown(["k", "activation", "weights", "P", "noise", "target", "preset"])
-        let k = try t.int("k")
-        guard k >= 1, k <= 64 else { throw SpecError(field: t.field("k"), value: "\(k)", reason: "must be an integer in 1...64") }
-        let teacher = TeacherSpec(
-            k: k, activation: try t.activation("activation"),
-            weights: try t.vector("weights", count: k, default: 1),
-            covariance: try t.matrix("P", rows: k, cols: k, default: .identity(k)),
-            noiseVariance: try t.double("noise", default: 0),
-            link: try t.link(k: k))
+        if let training = map["training"] as? [String: Any], training["protocol"] as? String == TrainingProtocol.amp.rawValue {
+            throw SpecError(field: "training.protocol", value: "\"amp\"",
+                            reason: "describes Bayes-optimal estimation, not a trained student: use plateau se, threshold or gamp")
+        }
+        let teacher = try self.teacher()
+        let k = teacher.k
         // Student
         let s = try sub("student")!
         try s.rejectUnknown(["p", "activation", "secondLayer", "trainSecondLayer", "secondLayerLearningRate", "spherical"])
@@ -302,6 +283,20 @@ struct SpecReader {
         }
         return Experiment(teacher: teacher, student: student, training: training,
                           initialization: initialization, output: output)
+    }
+
+    /// The `teacher` section (shared by every protocol).
+    func teacher() throws -> TeacherSpec {
+        let t = try sub("teacher")!
+        try t.rejectUnknown(["k", "activation", "weights", "P", "noise", "target", "preset"])
+        let k = try t.int("k")
+        guard k >= 1, k <= 64 else { throw SpecError(field: t.field("k"), value: "\(k)", reason: "must be an integer in 1...64") }
+        return TeacherSpec(
+            k: k, activation: try t.activation("activation"),
+            weights: try t.vector("weights", count: k, default: 1),
+            covariance: try t.matrix("P", rows: k, cols: k, default: .identity(k)),
+            noiseVariance: try t.double("noise", default: 0),
+            link: try t.link(k: k))
     }
 
     func activation(_ key: String) throws -> Activation {

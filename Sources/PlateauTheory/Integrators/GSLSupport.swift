@@ -60,20 +60,31 @@ extension GSL {
     static func symmetricPseudoInverse(_ m: PlateauCore.Matrix, relativeCutoff: Double = 1e-10) -> PlateauCore.Matrix {
         let n = m.rows
         guard n > 0 else { return m }
+        let (values, vectors) = symmetricEigen(m, sorted: false)
+        let cutoff = relativeCutoff * (values.map(abs).max() ?? 0)
+        var out = PlateauCore.Matrix(rows: n, cols: n)
+        for e in 0..<n where abs(values[e]) > cutoff && values[e] != 0 {
+            let inv = 1 / values[e]
+            for i in 0..<n { for j in 0..<n { out[i, j] += vectors[i, e] * inv * vectors[j, e] } }
+        }
+        return out
+    }
+
+    /// Eigenvalues (descending when `sorted`, else in GSL's order) and orthonormal eigenvectors
+    /// (columns, in the same order) of the symmetric part of `m`, by GSL's symmetric eigen-solver.
+    static func symmetricEigen(_ m: PlateauCore.Matrix, sorted: Bool = true) -> (values: [Double], vectors: PlateauCore.Matrix) {
+        let n = m.rows
+        guard n > 0 else { return ([], m) }
         _ = ready
         let a = gsl_matrix_alloc(n, n)!, evec = gsl_matrix_alloc(n, n)!, eval = gsl_vector_alloc(n)!
         let work = gsl_eigen_symmv_alloc(n)!
         defer { gsl_matrix_free(a); gsl_matrix_free(evec); gsl_vector_free(eval); gsl_eigen_symmv_free(work) }
         for i in 0..<n { for j in 0..<n { gsl_matrix_set(a, i, j, 0.5 * (m[i, j] + m[j, i])) } }
         gsl_eigen_symmv(a, eval, evec, work)
-        let values = (0..<n).map { gsl_vector_get(eval, $0) }
-        let cutoff = relativeCutoff * (values.map(abs).max() ?? 0)
-        var out = PlateauCore.Matrix(rows: n, cols: n)
-        for e in 0..<n where abs(values[e]) > cutoff && values[e] != 0 {
-            let inv = 1 / values[e]
-            for i in 0..<n { for j in 0..<n { out[i, j] += gsl_matrix_get(evec, i, e) * inv * gsl_matrix_get(evec, j, e) } }
-        }
-        return out
+        if sorted { gsl_eigen_symmv_sort(eval, evec, GSL_EIGEN_SORT_VAL_DESC) }
+        var vectors = PlateauCore.Matrix(rows: n, cols: n)
+        for i in 0..<n { for j in 0..<n { vectors[i, j] = gsl_matrix_get(evec, i, j) } }
+        return ((0..<n).map { gsl_vector_get(eval, $0) }, vectors)
     }
 }
 

@@ -1,0 +1,231 @@
+import Foundation
+import PlateauCore
+internal import CGSL
+
+/// Why an iteration of the state evolution stopped.
+public enum ConvergenceStatus: String, Sendable, Hashable, Codable {
+    /// max |M_{t+1} − M_t| fell below the tolerance.
+    case converged
+    /// The iteration budget ran out first (typically close to a continuous transition).
+    case maxIterations
+    /// The overlap left {0 ≼ M ≺ I} or became non-finite (a numerical failure, reported as data).
+    case failed
+}
+
+/// One run of the state evolution at one α.
+public struct StateEvolutionRun: Sendable, Hashable {
+    public var alpha: Double
+    /// Which start: "uninformed" (M₀ = εI) or "informed" (M₀ = (1 − ε)I).
+    public var start: String
+    /// The overlap after the last iteration (the fixed point when `status == .converged`).
+    public var M: Matrix
+    public var iterations: Int
+    public var status: ConvergenceStatus
+    /// The Bayes-optimal test error E[(y − E[y | ω, V])²] at M (includes the noise Δ).
+    public var mse: Double
+    /// q = tr M / k.
+    public var q: Double { (0..<M.rows).reduce(0) { $0 + M[$1, $1] } / Double(M.rows) }
+    /// M_t for t = 0, 1, … (the iterates, including M₀), when recorded.
+    public var history: [Matrix]
+}
+
+/// Bayes-optimal state evolution of GAMP for a multi-index model (EQUATIONS.md §2):
+///
+///     ω ~ N(0, M), V = I − M,   M̂ = α E_{ω,y}[g_out g_outᵀ],  g_out = V⁻¹(E[z | y, ω, V] − ω),
+///     M_{t+1} = M̂ (I + M̂)⁻¹,   with damping M ← (1 − β)M_{t+1} + βM_t.
+///
+/// The expectation over ω is a Gauss–Hermite product rule (n nodes per dimension on ω = M^{1/2}ξ);
+/// the expectation over y and the posterior moments come from `OutputChannel` (exact sums over the
+/// labels, closed-form line integrals). Deterministic; the accuracy of the outer rule is
+/// `omegaAccuracy(M:)`.
+public final class StateEvolution: @unchecked Sendable {
+    public let problem: EstimationProblem
+    public let channel: OutputChannel
+    /// Gauss–Hermite nodes per dimension of the ω rule.
+    public let omegaNodes: Int
+    let noiseGrid: (nodes: [Double], weights: [Double])
+    /// Noise variance of the label mixture: Δ less the variance h²/12 that binning a continuous output
+    /// already adds (Sheppard's correction), so the binned channel has the requested total noise.
+    public let mixtureNoise: Double
+
+    public init(problem: EstimationProblem, channel: OutputChannel? = nil) throws {
+        try problem.validate()
+        self.problem = problem
+        self.channel = try channel ?? OutputChannel(problem: problem)
+        let k = problem.k
+        omegaNodes = problem.settings.omegaNodes > 0 ? problem.settings.omegaNodes : [0, 40, 24, 8, 6][k]
+        var delta = problem.noise
+        if case let .binned(h) = self.channel.alphabet, delta > 0 { delta -= h * h / 12 }
+        mixtureNoise = delta
+        if delta > 0 {
+            // Composite Gauss–Legendre in y over the label values ± 9σ, panels of width σ.
+            let sigma = delta.squareRoot()
+            let lo = self.channel.labelValues.first! - 9 * sigma, hi = self.channel.labelValues.last! + 9 * sigma
+            let panels = max(1, Int(((hi - lo) / sigma).rounded(.up)))
+            let width = (hi - lo) / Double(panels)
+            let (gx, gw) = GSL.gaussLegendreUnit(8)
+            var nodes: [Double] = [], weights: [Double] = []
+            for p in 0..<panels {
+                for i in 0..<gx.count { nodes.append(lo + width * (Double(p) + gx[i])); weights.append(width * gw[i]) }
+            }
+            noiseGrid = (nodes, weights)
+        } else {
+            noiseGrid = ([], [])
+        }
+    }
+
+    // MARK: Channel averages
+
+    /// For the labels' moments under one prior N(ω, V): adds weight·E_y[μ(y)μ(y)ᵀ/Z(y)] to `T` (k×k,
+    /// row-major) and returns E[g | ω, V].
+    func addOuterProducts(_ rm: RegionMoments, weight: Double, into T: inout [Double]) -> Double {
+        let k = channel.k, L = channel.labelCount, values = channel.labelValues
+        var mean = 0.0
+        for l in 0..<L { mean += values[l] * rm.probability(l) }
+        if mixtureNoise <= 0 {
+            for l in 0..<L {
+                let Z = rm.probability(l)
+                guard Z > 1e-300 else { continue }
+                let base = l * rm.stride + 1
+                for i in 0..<k { for j in 0..<k { T[i * k + j] += weight * rm.values[base + i] * rm.values[base + j] / Z } }
+            }
+            return mean
+        }
+        let sigma = mixtureNoise.squareRoot(), norm = 1 / (2 * Double.pi * mixtureNoise).squareRoot()
+        var mu = [Double](repeating: 0, count: k)
+        for (y, wy) in zip(noiseGrid.nodes, noiseGrid.weights) {
+            // Labels within ±9σ of y.
+            var lo = 0, hi = L
+            while lo < hi { let m = (lo + hi) / 2; if values[m] < y - 9 * sigma { lo = m + 1 } else { hi = m } }
+            var Z = 0.0
+            for i in 0..<k { mu[i] = 0 }
+            var l = lo
+            while l < L && values[l] <= y + 9 * sigma {
+                let d = (y - values[l]) / sigma
+                let a = norm * exp(-0.5 * d * d)
+                Z += a * rm.probability(l)
+                let base = l * rm.stride + 1
+                for i in 0..<k { mu[i] += a * rm.values[base + i] }
+                l += 1
+            }
+            guard Z > 1e-300 else { continue }
+            for i in 0..<k { for j in 0..<k { T[i * k + j] += weight * wy * mu[i] * mu[j] / Z } }
+        }
+        return mean
+    }
+
+    /// The Gauss–Hermite rule for ω ~ N(0, M): points (k each) and weights, pruned of weights < 1e-14.
+    func omegaRule(_ M: Matrix, nodes n: Int) -> (points: [[Double]], weights: [Double]) {
+        let k = M.rows
+        let (values, vectors) = GSL.symmetricEigen(M)
+        let scale = values.map { max($0, 0).squareRoot() }
+        let active = (0..<k).filter { scale[$0] > 1e-14 }
+        if active.isEmpty { return ([[Double](repeating: 0, count: k)], [1]) }
+        let (x, w) = GSL.gaussHermite(n)
+        var points: [[Double]] = [], weights: [Double] = []
+        var idx = [Int](repeating: 0, count: active.count)
+        while true {
+            var weight = 1.0
+            for a in 0..<active.count { weight *= w[idx[a]] }
+            if weight >= 1e-14 {
+                var p = [Double](repeating: 0, count: k)
+                for (a, e) in active.enumerated() {
+                    let c = scale[e] * x[idx[a]]
+                    for i in 0..<k { p[i] += vectors[i, e] * c }
+                }
+                points.append(p); weights.append(weight)
+            }
+            var r = 0
+            while r < active.count { idx[r] += 1; if idx[r] < n { break }; idx[r] = 0; r += 1 }
+            if r == active.count { break }
+        }
+        let total = weights.reduce(0, +)
+        return (points, weights.map { $0 / total })
+    }
+
+    /// T = E_{ω,y}[μμᵀ/Z] (so that M̂ = α V⁻¹TV⁻¹) and E_ω[E[g | ω, V]²], at overlap M, with an ω rule of
+    /// `nodes` points per dimension. Nil when V = I − M is not positive definite.
+    func averages(_ M: Matrix, nodes: Int) -> (T: Matrix, meanSquare: Double)? {
+        let k = M.rows
+        let V = Matrix.identity(k) - M
+        let rule = omegaRule(M, nodes: nodes)
+        var T = [Double](repeating: 0, count: k * k)
+        var meanSquare = 0.0
+        for (omega, w) in zip(rule.points, rule.weights) {
+            guard let rm = channel.regionMoments(omega: omega, V: V) else { return nil }
+            let m = addOuterProducts(rm, weight: w, into: &T)
+            meanSquare += w * m * m
+        }
+        var out = Matrix(rows: k, cols: k, values: T)
+        for i in 0..<k { for j in 0..<i { let s = 0.5 * (out[i, j] + out[j, i]); out[i, j] = s; out[j, i] = s } }
+        return (out, meanSquare)
+    }
+
+    // MARK: The map
+
+    /// M̂ = α E[g_out g_outᵀ] at overlap M (nil if I − M is not positive definite).
+    public func conjugate(_ M: Matrix, alpha: Double) -> Matrix? {
+        guard let (T, _) = averages(M, nodes: omegaNodes),
+              let Vinv = (Matrix.identity(M.rows) - M).inverseSPD(tolerance: 1e-15) else { return nil }
+        return alpha * (Vinv * T * Vinv)
+    }
+
+    /// One step of the state evolution without damping: M̂(I + M̂)⁻¹.
+    public func step(_ M: Matrix, alpha: Double) -> Matrix? {
+        guard let hat = conjugate(M, alpha: alpha) else { return nil }
+        let k = M.rows
+        guard let inv = (Matrix.identity(k) + hat).inverseSPD(tolerance: 1e-15) else { return nil }
+        var next = hat * inv
+        for i in 0..<k { for j in 0..<i { let s = 0.5 * (next[i, j] + next[j, i]); next[i, j] = s; next[j, i] = s } }
+        return next
+    }
+
+    /// The Bayes-optimal test error at overlap M: Δ + E[g²] − E_ω[E[g | ω, V]²].
+    public func mse(_ M: Matrix) -> Double {
+        guard let (_, meanSquare) = averages(M, nodes: omegaNodes) else { return .nan }
+        return problem.noise + channel.outputSecondMoment - meanSquare
+    }
+
+    /// The uninformed (εI) or informed ((1 − ε)I) start.
+    public func start(informed: Bool) -> Matrix {
+        let eps = problem.settings.epsilon, k = problem.k
+        return (informed ? 1 - eps : eps) * Matrix.identity(k)
+    }
+
+    /// Iterates from `start` until max |ΔM| < tolerance or the iteration budget runs out.
+    public func iterate(alpha: Double, from start: Matrix, label: String = "custom", recordHistory: Bool = false) -> StateEvolutionRun {
+        let s = problem.settings
+        var M = start
+        var history = recordHistory ? [M] : []
+        var status = ConvergenceStatus.maxIterations
+        var iterations = 0
+        while iterations < s.maxIterations {
+            guard let next = step(M, alpha: alpha) else { status = .failed; break }
+            let damped = (1 - s.damping) * next + s.damping * M
+            iterations += 1
+            let change = zip(damped.values, M.values).map { abs($0 - $1) }.max() ?? 0
+            M = damped
+            if recordHistory { history.append(M) }
+            guard M.allFinite else { status = .failed; break }
+            if change < s.tolerance { status = .converged; break }
+        }
+        return StateEvolutionRun(alpha: alpha, start: label, M: M, iterations: iterations, status: status,
+                                 mse: status == .failed ? .nan : mse(M), history: history)
+    }
+
+    /// The fixed point at α from the uninformed start, and from the informed one when the settings ask
+    /// for it (both branches of a first-order transition).
+    public func fixedPoints(alpha: Double) -> [StateEvolutionRun] {
+        var runs = [iterate(alpha: alpha, from: start(informed: false), label: "uninformed")]
+        if problem.settings.informed { runs.append(iterate(alpha: alpha, from: start(informed: true), label: "informed")) }
+        return runs
+    }
+
+    /// The largest change of M̂ when the ω rule is refined from n to ⌈1.5n⌉ nodes per dimension: the
+    /// accuracy of the outer expectation at M.
+    public func omegaAccuracy(_ M: Matrix, alpha: Double = 1) -> Double {
+        let finer = Int((1.5 * Double(omegaNodes)).rounded(.up))
+        guard let a = averages(M, nodes: omegaNodes), let b = averages(M, nodes: finer) else { return .nan }
+        return alpha * zip(a.T.values, b.T.values).map { abs($0 - $1) }.max()!
+    }
+}

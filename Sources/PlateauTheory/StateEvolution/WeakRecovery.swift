@@ -1,0 +1,128 @@
+import Foundation
+import PlateauCore
+internal import CGSL
+
+/// The output's conditional law under the prior z ~ N(0, I_k), as a finite list of atoms: for a
+/// noiseless output one atom per label (weight P(y = v_ℓ)), with label noise one atom per node of
+/// the y-grid (weight p(y)·dy). Each carries E[z | y] and G(y) = E[zzᵀ | y] − I_k (EQUATIONS.md §2),
+/// the quantities the weak-recovery threshold and the spectral estimators are built from.
+public struct PriorConditional: Sendable, Hashable {
+    public var weight: Double
+    public var y: Double
+    public var mean: [Double]
+    public var G: Matrix
+}
+
+/// The weak-recovery analysis at the uninformative fixed point M = 0 (EQUATIONS.md §2,
+/// `../shared/reference/state-evolution.md`).
+public struct WeakRecoveryAnalysis: Sendable, Hashable {
+    /// α_c: 0 when the trivial subspace is non-empty, 1/λ_max(𝓕) otherwise (∞ when 𝓕 = 0).
+    public var alphaC: Double
+    /// E_y[E[z | y] E[z | y]ᵀ] (M̂/α after one step from M = 0).
+    public var trivialMatrix: Matrix
+    /// An orthonormal basis of the trivial subspace (directions learned at any α > 0).
+    public var trivialSubspace: [[Double]]
+    /// λ_max of 𝓕(A) = E_y[G(y) A G(y)] on symmetric k×k matrices, and all its eigenvalues (descending).
+    public var operatorEigenvalues: [Double]
+    /// The top eigenvector of 𝓕 as a k×k symmetric matrix (unit Frobenius norm, sign chosen PSD-like).
+    public var topEigenvector: Matrix
+    /// 1/λ_max(𝓕): the threshold of the easy subspace (equal to α_c when the trivial subspace is empty).
+    public var easyThreshold: Double
+    /// An orthonormal basis of the easy subspace: the range of the top eigenvector (eigen-directions
+    /// with eigenvalue above 10⁻⁸ of the largest).
+    public var easySubspace: [[Double]]
+    /// The accuracy of 𝓕's eigenvalues implied by the channel's sum-rule error; λ_max below it means
+    /// 𝓕 = 0 within accuracy (α_c = ∞).
+    public var operatorResolution: Double
+    public var operatorTopEigenvalue: Double { operatorEigenvalues.first ?? 0 }
+}
+
+extension StateEvolution {
+    /// The atoms of the output's conditional law under the prior (see `PriorConditional`).
+    public func priorConditionals() -> [PriorConditional] {
+        let k = problem.k
+        let rm = channel.regionMoments(omega: [Double](repeating: 0, count: k), V: .identity(k), secondMoments: true)!
+        let L = channel.labelCount, values = channel.labelValues
+        var atoms: [PriorConditional] = []
+        func atom(weight: Double, y: Double, Z: Double, mu: [Double], S: [Double]) {
+            guard Z > 1e-300, weight > 0 else { return }
+            var G = Matrix(rows: k, cols: k, values: S.map { $0 / Z })
+            for i in 0..<k { G[i, i] -= 1 }
+            atoms.append(PriorConditional(weight: weight, y: y, mean: mu.map { $0 / Z }, G: G))
+        }
+        if mixtureNoise <= 0 {
+            for l in 0..<L {
+                let Z = rm.probability(l)
+                atom(weight: Z, y: values[l], Z: Z, mu: rm.firstMoment(l), S: rm.secondMoment(l).values)
+            }
+            return atoms
+        }
+        let sigma = mixtureNoise.squareRoot(), norm = 1 / (2 * Double.pi * mixtureNoise).squareRoot()
+        for (y, wy) in zip(noiseGrid.nodes, noiseGrid.weights) {
+            var Z = 0.0, mu = [Double](repeating: 0, count: k), S = [Double](repeating: 0, count: k * k)
+            for l in 0..<L where abs(values[l] - y) <= 9 * sigma {
+                let d = (y - values[l]) / sigma, a = norm * exp(-0.5 * d * d)
+                Z += a * rm.probability(l)
+                let base = l * rm.stride
+                for i in 0..<k { mu[i] += a * rm.values[base + 1 + i] }
+                for i in 0..<(k * k) { S[i] += a * rm.values[base + 1 + k + i] }
+            }
+            atom(weight: wy * Z, y: y, Z: Z, mu: mu, S: S)
+        }
+        return atoms
+    }
+
+    /// The weak-recovery threshold, the trivial and the easy subspace.
+    public func weakRecovery() -> WeakRecoveryAnalysis {
+        let k = problem.k
+        let atoms = priorConditionals()
+        // Trivial subspace: the range of E_y[E[z|y]E[z|y]ᵀ].
+        var trivial = Matrix(rows: k, cols: k)
+        for a in atoms { for i in 0..<k { for j in 0..<k { trivial[i, j] += a.weight * a.mean[i] * a.mean[j] } } }
+        let (tv, tvec) = GSL.symmetricEigen(trivial)
+        let trivialBasis = (0..<k).filter { tv[$0] > 1e-10 }.map { e in (0..<k).map { tvec[$0, e] } }
+        // 𝓕 on an orthonormal basis of Sym(k): E_ii and (E_ij + E_ji)/√2.
+        var basis: [Matrix] = []
+        for i in 0..<k {
+            for j in i..<k {
+                var B = Matrix(rows: k, cols: k)
+                if i == j { B[i, i] = 1 } else { B[i, j] = 1 / 2.0.squareRoot(); B[j, i] = B[i, j] }
+                basis.append(B)
+            }
+        }
+        let n = basis.count
+        var F = Matrix(rows: n, cols: n)
+        for a in atoms {
+            let images = basis.map { a.G * $0 * a.G }
+            for x in 0..<n {
+                for y in 0..<n {
+                    var tr = 0.0
+                    for i in 0..<k { for j in 0..<k { tr += basis[x][i, j] * images[y][j, i] } }
+                    F[x, y] += a.weight * tr
+                }
+            }
+        }
+        let (fv, fvec) = GSL.symmetricEigen(F)
+        let top = fv.first ?? 0
+        var eigenvector = Matrix(rows: k, cols: k)
+        for b in 0..<n { eigenvector = eigenvector + fvec[b, 0] * basis[b] }
+        // 𝓕 is completely positive: its top eigenvector is PSD up to sign.
+        let trace = (0..<k).reduce(0) { $0 + eigenvector[$1, $1] }
+        if trace < 0 { eigenvector = -1 * eigenvector }
+        let (ev, evec) = GSL.symmetricEigen(eigenvector)
+        let easy = (0..<k).filter { ev[$0] > 1e-8 * max(ev[0], 1e-300) && ev[$0] > 0 }.map { e in (0..<k).map { evec[$0, e] } }
+        // Resolution of λ_max: each atom's G is known to ε/Z (ε the sum-rule error of the channel, Z the
+        // atom's probability), so its term Z·G A G in 𝓕 is known to 2ε‖G‖ + min(ε²/Z, ε); below the sum of
+        // these, 𝓕 is zero within accuracy (α_c = ∞).
+        let epsilon = max(channel.sumRuleError, 1e-16)
+        let resolution = atoms.reduce(0.0) { total, a in
+            let norm = a.G.values.map { $0 * $0 }.reduce(0, +).squareRoot()
+            return total + 2 * epsilon * norm + min(epsilon * epsilon / a.weight, epsilon)
+        }
+        let easyThreshold = top > resolution ? 1 / top : .infinity
+        return WeakRecoveryAnalysis(
+            alphaC: trivialBasis.isEmpty ? easyThreshold : 0, trivialMatrix: trivial, trivialSubspace: trivialBasis,
+            operatorEigenvalues: fv, topEigenvector: eigenvector, easyThreshold: easyThreshold,
+            easySubspace: top > resolution ? easy : [], operatorResolution: resolution)
+    }
+}

@@ -1,0 +1,194 @@
+import Foundation
+import Testing
+import PlateauCore
+import CGSL
+@testable import PlateauTheory
+
+/// The channel, the weak-recovery threshold and the state evolution (EQUATIONS.md §2) against the
+/// closed forms of `../shared/reference/state-evolution.md`, derived here by the code, and against
+/// independent one-dimensional reductions computed with GSL's adaptive quadrature.
+@Suite("AMP state evolution and weak recovery")
+struct StateEvolutionTests {
+    static func problem(_ target: String, k: Int, noise: Double = 0, alpha: Double? = nil,
+                        settings: StateEvolutionSettings = StateEvolutionSettings()) -> EstimationProblem {
+        let g = try! Formula(parsing: target, variables: .target(k: k))
+        return EstimationProblem(teacher: TeacherSpec(link: g, noiseVariance: noise), alpha: alpha, settings: settings)
+    }
+
+    static func analysis(_ target: String, k: Int, noise: Double = 0, resolution: Double? = nil) throws -> WeakRecoveryAnalysis {
+        let p = problem(target, k: k, noise: noise)
+        let channel = try OutputChannel(problem: p, resolution: resolution)
+        return try StateEvolution(problem: p, channel: channel).weakRecovery()
+    }
+
+    /// ∫₀^∞ f by GSL's QAGIU (absolute tolerance 1e-13).
+    static func integrateHalfLine(_ f: @escaping (Double) -> Double) -> Double {
+        GSLIntegrand.with(f) { function in
+            let w = gsl_integration_workspace_alloc(2000)!
+            defer { gsl_integration_workspace_free(w) }
+            var result = 0.0, error = 0.0
+            _ = gsl_integration_qagiu(&function, 0, 1e-13, 1e-11, 2000, w, &result, &error)
+            return result
+        }
+    }
+
+    /// ∫_ℝ f by GSL's QAGI.
+    static func integrateLine(_ f: @escaping (Double) -> Double) -> Double {
+        GSLIntegrand.with(f) { function in
+            let w = gsl_integration_workspace_alloc(2000)!
+            defer { gsl_integration_workspace_free(w) }
+            var result = 0.0, error = 0.0
+            _ = gsl_integration_qagi(&function, 1e-13, 1e-11, 2000, w, &result, &error)
+            return result
+        }
+    }
+
+    // MARK: Thresholds (reference table)
+
+    @Test("phase retrieval z²: α_c = 1/2, the binned channel converges like h² (G(y) = y − 1, E[(z² − 1)²] = 2)")
+    func phaseRetrieval() throws {
+        let coarse = try Self.analysis("z1^2", k: 1, resolution: 0.04)
+        let fine = try Self.analysis("z1^2", k: 1, resolution: 0.02)
+        let e1 = abs(coarse.alphaC - 0.5), e2 = abs(fine.alphaC - 0.5)
+        print("phase retrieval: α_c = \(coarse.alphaC) (h = 0.04), \(fine.alphaC) (h = 0.02); error ratio \(e1 / e2)")
+        #expect(coarse.trivialSubspace.isEmpty && fine.trivialSubspace.isEmpty)
+        #expect(e2 < 2e-4)
+        #expect(e1 / e2 > 3 && e1 / e2 < 5, "h² convergence")
+        // Richardson extrapolation in h² removes the leading term.
+        #expect(abs((4 * fine.alphaC - coarse.alphaC) / 3 - 0.5) < 1e-5)
+    }
+
+    @Test("noisy phase retrieval z² + √Δξ, Δ = 0.01: α_c = 0.5020947")
+    func noisyPhaseRetrieval() throws {
+        let a = try Self.analysis("z1^2", k: 1, noise: 0.01)
+        for h in [0.01, 0.005] { print("noisy phase retrieval h = \(h): α_c = \(try Self.analysis("z1^2", k: 1, noise: 0.01, resolution: h).alphaC)") }
+        print("noisy phase retrieval: α_c = \(a.alphaC)")
+        #expect(a.trivialSubspace.isEmpty)
+        #expect(abs(a.alphaC - 0.5020947) < 2e-6)
+    }
+
+    @Test("linear z₁: trivial subspace span(e₁), α_c = 0")
+    func linear() throws {
+        let a = try Self.analysis("z1", k: 1)
+        #expect(a.alphaC == 0)
+        #expect(a.trivialSubspace.count == 1)
+        // E[z | y] = y, so E_y[E[z|y]²] = 1 (binned: 1 − h²/12).
+        #expect(abs(a.trivialMatrix[0, 0] - 1) < 1e-4)
+    }
+
+    @Test("committee Σ sign(z_a), k = 3: trivial subspace span(1,1,1); one step from 0 gives α·(2/(3π))·11ᵀ")
+    func signCommittee() throws {
+        let a = try Self.analysis("sign(z1) + sign(z2) + sign(z3)", k: 3)
+        #expect(a.alphaC == 0)
+        #expect(a.trivialSubspace.count == 1)
+        let v = a.trivialSubspace[0]
+        #expect(abs(abs(v[0] + v[1] + v[2]) - 3.0.squareRoot()) < 1e-9)
+        for i in 0..<3 { for j in 0..<3 { #expect(abs(a.trivialMatrix[i, j] - 2 / (3 * Double.pi)) < 1e-9) } }
+        // The state-evolution map agrees: M̂(0) = α·T.
+        let se = try StateEvolution(problem: Self.problem("sign(z1) + sign(z2) + sign(z3)", k: 3))
+        let hat = se.conjugate(Matrix(rows: 3, cols: 3), alpha: 2)!
+        for i in 0..<3 { for j in 0..<3 { #expect(abs(hat[i, j] - 2 * 2 / (3 * Double.pi)) < 1e-9) } }
+    }
+
+    @Test("parity sign(z₁z₂z₃): G(y) = 0, α_c = ∞")
+    func parity() throws {
+        let a = try Self.analysis("sign(z1*z2*z3)", k: 3)
+        print("parity: λ_max(𝓕) = \(a.operatorTopEigenvalue), resolution \(a.operatorResolution)")
+        #expect(a.operatorResolution < 1e-6, "the channel resolves 𝓕 to better than 1e-6")
+        #expect(a.trivialSubspace.isEmpty)
+        #expect(a.alphaC == .infinity)
+        #expect(a.operatorTopEigenvalue.magnitude < 1e-10)
+    }
+
+    @Test("sign(z₁z₂): α_c = π²/4 (G(±1) = ±(2/π)X); the easy subspace is all of ℝ²")
+    func signProduct() throws {
+        let a = try Self.analysis("sign(z1*z2)", k: 2)
+        print("sign(z1 z2): α_c = \(a.alphaC) against π²/4 = \(Double.pi * Double.pi / 4)")
+        #expect(a.trivialSubspace.isEmpty)
+        #expect(abs(a.alphaC - Double.pi * Double.pi / 4) < 1e-9)
+        #expect(a.easySubspace.count == 2)
+    }
+
+    @Test("z₁z₂: α_c from the operator equals the Bessel reduction 1/(1 + E[(|y|K₁/K₀ − 1)²]), p(y) = K₀(|y|)/π")
+    func product() throws {
+        // One-dimensional reduction (independent route): G(y) = [[b, y], [y, b]], b = E[z₁²|y] − 1.
+        let moment = 2 * Self.integrateHalfLine { y in
+            guard y > 0, y < 600 else { return 0 }  // K₀ underflows past 700
+            let k0 = gsl_sf_bessel_K0(y), k1 = gsl_sf_bessel_K1(y)
+            let b = y * k1 / k0 - 1
+            return k0 / Double.pi * b * b
+        }
+        let reference = 1 / (1 + moment)
+        let coarse = try Self.analysis("z1*z2", k: 2, resolution: 0.04)
+        let fine = try Self.analysis("z1*z2", k: 2, resolution: 0.02)
+        let extrapolated = (4 * fine.alphaC - coarse.alphaC) / 3
+        print("z1 z2: α_c(Bessel) = \(reference); binned \(coarse.alphaC) (h = 0.04), \(fine.alphaC) (h = 0.02), extrapolated \(extrapolated)")
+        #expect(fine.trivialSubspace.isEmpty)
+        #expect(abs(fine.alphaC - reference) < 1e-3)
+        #expect(abs(extrapolated - reference) < 2e-4)
+    }
+
+    // MARK: The state-evolution map
+
+    @Test("linear channel y = z + √Δξ: fixed point M = α/(1 − M + Δ + α) and mse = Δ + 1 − M")
+    func linearFixedPoint() throws {
+        let delta = 0.1, alpha = 1.0
+        let se = try StateEvolution(problem: Self.problem("z1", k: 1, noise: delta, alpha: alpha))
+        let run = se.iterate(alpha: alpha, from: se.start(informed: false), label: "uninformed")
+        // M² − (1 + Δ + α)M + α = 0, smaller root.
+        let b = 1 + delta + alpha
+        let exact = (b - (b * b - 4 * alpha).squareRoot()) / 2
+        print("linear channel: M = \(run.M[0, 0]) against \(exact), mse \(run.mse) against \(delta + 1 - exact), \(run.iterations) iterations")
+        #expect(run.status == .converged)
+        #expect(abs(run.M[0, 0] - exact) < 1e-6)
+        #expect(abs(run.mse - (delta + 1 - exact)) < 1e-6)
+    }
+
+    @Test("sign(z₁) (k = 1): M̂ against the 1-D integral α E_ω[φ(u)²/V (1/Φ(u) + 1/Φ(−u))], u = ω/√V")
+    func signChannel() throws {
+        let se = try StateEvolution(problem: Self.problem("sign(z1)", k: 1))
+        for m in [0.1, 0.5, 0.9] {
+            let v = 1 - m
+            let reference = Self.integrateLine { xi in
+                guard abs(xi) < 30 else { return 0 }  // e^{−450}: below rounding, and Φ underflows
+                let omega = m.squareRoot() * xi, u = omega / v.squareRoot()
+                guard abs(u) < 35 else { return 0 }  // φ(u)² < e^{−1225}
+                let phi = exp(-0.5 * u * u) / (2 * Double.pi).squareRoot()
+                let tail = 1 / gsl_cdf_ugaussian_P(u) + 1 / gsl_cdf_ugaussian_P(-u)
+                return exp(-0.5 * xi * xi) / (2 * Double.pi).squareRoot() * phi * phi / v * tail
+            }
+            let hat = se.conjugate(Matrix([[m]]), alpha: 1)![0, 0]
+            print("sign channel m = \(m): M̂/α = \(hat) against \(reference)")
+            #expect(abs(hat - reference) < 1e-8 * max(1, reference))
+        }
+    }
+
+    @Test("sign(z₁z₂): the map near M = 0 multiplies the overlap by α/α_c (the linearisation is 𝓕)")
+    func linearisation() throws {
+        let se = try StateEvolution(problem: Self.problem("sign(z1*z2)", k: 2))
+        let alphaC = Double.pi * Double.pi / 4
+        for alpha in [2.0, 3.0] {
+            let m0 = 1e-5
+            let m1 = se.step(m0 * Matrix.identity(2), alpha: alpha)!
+            let ratio = m1[0, 0] / m0
+            print("sign(z1 z2), α = \(alpha): growth per iteration \(ratio) against α/α_c = \(alpha / alphaC)")
+            #expect(abs(ratio - alpha / alphaC) < 1e-3 * alpha / alphaC)
+            #expect(abs(m1[0, 1]) < 1e-12)
+        }
+    }
+
+    @Test("ω rule: the Gauss–Hermite rule over ω converges (n = 12 → 24 → 32 nodes), the default to < 1e-5 at moderate overlaps")
+    func omegaAccuracy() throws {
+        let M = Matrix([[0.5, 0.1], [0.1, 0.4]])
+        var accuracies: [Double] = []
+        for n in [12, 24, 32] {
+            var settings = StateEvolutionSettings()
+            settings.omegaNodes = n
+            accuracies.append(try StateEvolution(problem: Self.problem("sign(z1*z2)", k: 2, settings: settings)).omegaAccuracy(M))
+        }
+        let se = try StateEvolution(problem: Self.problem("sign(z1*z2)", k: 2))
+        print("sign(z1 z2) at M = \(M): ω-rule accuracy \(accuracies) for n = 12, 24, 32; default n = \(se.omegaNodes)")
+        #expect(accuracies[1] < accuracies[0] / 10 && accuracies[2] < accuracies[1])
+        #expect(se.omegaAccuracy(M) < 1e-5)
+    }
+}
