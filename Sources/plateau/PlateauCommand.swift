@@ -22,5 +22,6 @@ struct PlateauCommand: ParsableCommand {
         \(Experiment.sampleYAML)
         """,
         version: PlateauVersion.string,
-        subcommands: [ODECommand.self, SimulateCommand.self, CompareCommand.self, DescribeCommand.self, ReproduceCommand.self])
+        subcommands: [ODECommand.self, SimulateCommand.self, CompareCommand.self, SECommand.self, ThresholdCommand.self,
+                      DescribeCommand.self, ReproduceCommand.self])
 }

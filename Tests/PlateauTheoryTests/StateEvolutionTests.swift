@@ -61,7 +61,6 @@ struct StateEvolutionTests {
     @Test("noisy phase retrieval z² + √Δξ, Δ = 0.01: α_c = 0.5020947")
     func noisyPhaseRetrieval() throws {
         let a = try Self.analysis("z1^2", k: 1, noise: 0.01)
-        for h in [0.01, 0.005] { print("noisy phase retrieval h = \(h): α_c = \(try Self.analysis("z1^2", k: 1, noise: 0.01, resolution: h).alphaC)") }
         print("noisy phase retrieval: α_c = \(a.alphaC)")
         #expect(a.trivialSubspace.isEmpty)
         #expect(abs(a.alphaC - 0.5020947) < 2e-6)

@@ -11,7 +11,7 @@ internal import CGSL
 /// - a *discrete* g (finitely many values: sign, parities, committees of signs …) has one label per
 ///   value, exactly;
 /// - a *continuous* g is resolved into output bins of width h (`StateEvolutionSettings.outputResolution`,
-///   and h ≤ √Δ/4 when Δ > 0); the limit h → 0 is the noiseless channel and the width used is reported.
+///   and h ≤ √Δ/20 when Δ > 0); the limit h → 0 is the noiseless channel and the width used is reported.
 ///
 /// For a label ℓ the region {z : label(g(z)) = ℓ} is described, once per target, along lines parallel to
 /// the z_k axis: for each node of a grid in (z₁, …, z_{k−1}) the breakpoints t_j where the label
@@ -96,7 +96,7 @@ public final class OutputChannel: @unchecked Sendable {
             binOrigin = 0
         } else {
             var h = resolution ?? problem.settings.outputResolution
-            if problem.noise > 0 { h = min(h, problem.noise.squareRoot() / 4) }
+            if problem.noise > 0 { h = min(h, problem.noise.squareRoot() / 20) }
             alphabet = .binned(width: h)
             let origin = (lo / h).rounded(.down) * h - h
             let count = Int(((hi - origin) / h).rounded(.up)) + 2
@@ -382,6 +382,20 @@ struct LineStructureBuilder {
             let lb = lab(tb)
             refine(ta, la, tb, lb)
             ta = tb; la = lb
+        }
+        // A label met only on a set narrower than the bisection tolerance (sign(0) = 0 at a crossing) has
+        // measure zero: drop the segment, joining its neighbours at the midpoint.
+        var j = 0
+        while j + 1 < breaks.count {
+            if breaks[j + 1] - breaks[j] < 4 * Self.tolerance {
+                if labels[j] == labels[j + 2] {
+                    breaks.removeSubrange(j...(j + 1)); labels.removeSubrange((j + 1)...(j + 2))
+                } else {
+                    breaks[j] = 0.5 * (breaks[j] + breaks[j + 1]); breaks.remove(at: j + 1); labels.remove(at: j + 1)
+                }
+                continue
+            }
+            j += 1
         }
         return (breaks, labels)
     }

@@ -41,8 +41,9 @@ public struct StateEvolutionRun: Sendable, Hashable {
 public final class StateEvolution: @unchecked Sendable {
     public let problem: EstimationProblem
     public let channel: OutputChannel
-    /// Gauss–Hermite nodes per dimension of the ω rule.
+    /// Gauss–Hermite nodes per dimension of the ω rule at small overlaps (see `omegaNodes(for:)`).
     public let omegaNodes: Int
+    let omegaNodeCap: Int
     let noiseGrid: (nodes: [Double], weights: [Double])
     /// Noise variance of the label mixture: Δ less the variance h²/12 that binning a continuous output
     /// already adds (Sheppard's correction), so the binned channel has the requested total noise.
@@ -54,6 +55,7 @@ public final class StateEvolution: @unchecked Sendable {
         self.channel = try channel ?? OutputChannel(problem: problem)
         let k = problem.k
         omegaNodes = problem.settings.omegaNodes > 0 ? problem.settings.omegaNodes : [0, 40, 24, 8, 6][k]
+        omegaNodeCap = problem.settings.omegaNodes > 0 ? problem.settings.omegaNodes : [0, 400, 64, 16, 8][k]
         var delta = problem.noise
         if case let .binned(h) = self.channel.alphabet, delta > 0 { delta -= h * h / 12 }
         mixtureNoise = delta
@@ -161,11 +163,22 @@ public final class StateEvolution: @unchecked Sendable {
         return (out, meanSquare)
     }
 
+    /// Nodes per dimension of the ω rule at overlap M: the posterior moments vary on the scale √V while
+    /// ω spreads over √M, and the central spacing of an n-point Gauss–Hermite rule is ≈ π√(M/(2n)); it is
+    /// kept below √V/2 (n ≥ 2π²λ_max(M)/λ_min(I − M)), between `omegaNodes` and a cap per k (400, 64,
+    /// 16, 8 for k = 1…4). A fixed `amp.omegaNodes` overrides both.
+    public func omegaNodes(for M: Matrix) -> Int {
+        let values = GSL.symmetricEigen(M).values
+        let top = max(values.first ?? 0, 0), gap = max(1 - top, 1e-12)
+        let need = 2 * Double.pi * Double.pi * top / gap
+        return min(omegaNodeCap, max(omegaNodes, Int(min(need, 1e6).rounded(.up))))
+    }
+
     // MARK: The map
 
     /// M̂ = α E[g_out g_outᵀ] at overlap M (nil if I − M is not positive definite).
     public func conjugate(_ M: Matrix, alpha: Double) -> Matrix? {
-        guard let (T, _) = averages(M, nodes: omegaNodes),
+        guard let (T, _) = averages(M, nodes: omegaNodes(for: M)),
               let Vinv = (Matrix.identity(M.rows) - M).inverseSPD(tolerance: 1e-15) else { return nil }
         return alpha * (Vinv * T * Vinv)
     }
@@ -182,7 +195,7 @@ public final class StateEvolution: @unchecked Sendable {
 
     /// The Bayes-optimal test error at overlap M: Δ + E[g²] − E_ω[E[g | ω, V]²].
     public func mse(_ M: Matrix) -> Double {
-        guard let (_, meanSquare) = averages(M, nodes: omegaNodes) else { return .nan }
+        guard let (_, meanSquare) = averages(M, nodes: omegaNodes(for: M)) else { return .nan }
         return problem.noise + channel.outputSecondMoment - meanSquare
     }
 
@@ -221,11 +234,40 @@ public final class StateEvolution: @unchecked Sendable {
         return runs
     }
 
-    /// The largest change of M̂ when the ω rule is refined from n to ⌈1.5n⌉ nodes per dimension: the
-    /// accuracy of the outer expectation at M.
+    /// The largest change of M̂ when the ω rule is refined from n = `omegaNodes(for: M)` to ⌈1.5n⌉ nodes
+    /// per dimension: the accuracy of the outer expectation at M.
     public func omegaAccuracy(_ M: Matrix, alpha: Double = 1) -> Double {
-        let finer = Int((1.5 * Double(omegaNodes)).rounded(.up))
-        guard let a = averages(M, nodes: omegaNodes), let b = averages(M, nodes: finer) else { return .nan }
+        let n = omegaNodes(for: M), finer = Int((1.5 * Double(n)).rounded(.up))
+        guard let a = averages(M, nodes: n), let b = averages(M, nodes: finer) else { return .nan }
         return alpha * zip(a.T.values, b.T.values).map { abs($0 - $1) }.max()!
     }
+}
+
+extension StateEvolution {
+    /// The fixed points over an α grid, on all cores (each α is independent, so the result does not
+    /// depend on scheduling). `progress` is called with the fraction of α points done.
+    public func curve(alphas: [Double], progress: @escaping @Sendable (Double) -> Void = { _ in }) -> [[StateEvolutionRun]] {
+        let slots = OrderedSlots<[StateEvolutionRun]>(count: alphas.count)
+        DispatchQueue.concurrentPerform(iterations: alphas.count) { i in
+            let done = slots.set(i, fixedPoints(alpha: alphas[i]))
+            progress(Double(done) / Double(alphas.count))
+        }
+        return slots.values.map { $0! }
+    }
+}
+
+/// Results of parallel jobs kept in job order.
+final class OrderedSlots<R>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [R?]
+    private var filled = 0
+    init(count: Int) { storage = Array(repeating: nil, count: count) }
+    /// Stores result i and returns how many are stored.
+    func set(_ i: Int, _ value: R) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        storage[i] = value
+        filled += 1
+        return filled
+    }
+    var values: [R?] { lock.lock(); defer { lock.unlock() }; return storage }
 }
