@@ -133,7 +133,7 @@ public struct GAMPIterationSummary: Sendable, Hashable {
 ///
 /// **Randomness.** One Xoshiro256++ stream per seed, drawn in the order W*, X, label noise, ξ; seeds
 /// run in parallel on `options.threads` workers with a fixed seed-to-worker assignment, so results
-/// do not depend on the thread count. A samples whose posterior is undefined (the denoiser returns
+/// do not depend on the thread count. A sample whose posterior is undefined (the denoiser returns
 /// false) contributes g_out = 0 and ∂g = 0.
 public enum GAMPSimulator {
     /// Runs `options.seeds` seeds of GAMP at α.
