@@ -3,6 +3,7 @@
 //   swift package --scratch-path ../.build-bench benchmark          (package-benchmark suites)
 //   swift run -c release --scratch-path ../.build-bench simulator-timing    (plain timing, no plugin)
 //   swift run -c release --scratch-path ../.build-bench route-timing        (ODE right-hand side per expectation route)
+//   swift run -c release --scratch-path ../.build-bench amp-timing          (α_c, SE curve, GAMP iteration vs its products)
 import PackageDescription
 
 let package = Package(
@@ -45,5 +46,13 @@ let package = Package(
                 .product(name: "PlateauCore", package: "Plateau"),
             ],
             path: "Tools/RouteTiming"),
+        .executableTarget(
+            name: "amp-timing",
+            dependencies: [
+                .product(name: "PlateauTheory", package: "Plateau"),
+                .product(name: "PlateauSimulation", package: "Plateau"),
+                .product(name: "PlateauCore", package: "Plateau"),
+            ],
+            path: "Tools/AMPTiming"),
     ]
 )

@@ -172,14 +172,4 @@ struct GAMPTests {
         #expect(field(.nan, GAMPOptions(dimension: 10, iterations: 1)) == "alpha")
         #expect(field(3, GAMPOptions(dimension: 10, iterations: -1)) == "gamp.iterations")
     }
-
-    @Test("Timing: one iteration against its matrix products (d = 2000, α = 2, k = 2)")
-    func timing() throws {
-        let problem = Self.problem("sign(z1*z2)", k: 2, epsilon: 0.05)
-        let channel = try OutputChannel(problem: problem)
-        let m = try GAMPTiming.measure(problem: problem, alpha: 2, denoiser: channel, dimension: 2000)
-        print("GAMP timing d = 2000, α = 2, k = 2: iteration \(m.iterationSeconds) s, matrix products \(m.matrixProductSeconds) s,"
-              + " channel step \(m.channelSeconds) s, ratio \(m.ratio)")
-        #expect(m.ratio.isFinite && m.ratio >= 1)
-    }
 }

@@ -143,13 +143,8 @@ extension EstimationProblem {
 
     /// The specification as a JSON-compatible tree (round-trips through `init(specText:)`).
     public var specTree: [String: Any] {
-        var teacherTree: [String: Any] = ["k": teacher.k, "noise": teacher.noiseVariance]
-        if let link = teacher.link {
-            teacherTree["target"] = link.description
-        } else {
-            teacherTree["activation"] = teacher.activation.name
-            teacherTree["weights"] = teacher.weights
-        }
+        var teacherTree = teacher.specTree
+        teacherTree["P"] = nil  // always the identity here
         var training: [String: Any] = ["protocol": "amp"]
         if let alpha { training["alpha"] = alpha }
         return [
@@ -163,10 +158,7 @@ extension EstimationProblem {
         ]
     }
 
-    public var specJSON: String {
-        let data = try! JSONSerialization.data(withJSONObject: specTree, options: [.prettyPrinted, .sortedKeys])
-        return String(decoding: data, as: UTF8.self)
-    }
+    public var specJSON: String { Experiment.prettyJSON(specTree) }
 
     /// A commented sample specification of the amp protocol (the built-in default).
     public static let sampleYAML = """
@@ -212,6 +204,11 @@ extension SpecReader {
     }
 
     func estimationProblem() throws -> EstimationProblem {
+        let declared = (map["training"] as? [String: Any])?["protocol"]
+        guard declared as? String == TrainingProtocol.amp.rawValue else {
+            throw SpecError(field: "training.protocol", value: Experiment.show(declared ?? "online"),
+                            reason: "must be amp for the state evolution, thresholds and GAMP")
+        }
         if let student = map["student"] {
             throw SpecError(field: "student", value: Experiment.show(student),
                             reason: "the amp protocol has no student (the estimator is Bayes-optimal GAMP): remove the section")
@@ -220,10 +217,6 @@ extension SpecReader {
         let teacher = try self.teacher()
         let r = try sub("training")!
         try r.rejectUnknown(["protocol", "alpha"])
-        let proto = try r.string("protocol", default: "online")
-        guard proto == TrainingProtocol.amp.rawValue else {
-            throw SpecError(field: r.field("protocol"), value: "\"\(proto)\"", reason: "must be amp for the state evolution, thresholds and GAMP")
-        }
         let alpha: Double? = r.map["alpha"] == nil ? nil : try r.double("alpha")
         var settings = StateEvolutionSettings()
         if let a = try sub("amp", required: false) {

@@ -47,13 +47,7 @@ extension Experiment {
             initTree = ["random": r]
         case let .orthogonal(Q): initTree = ["orthogonal": ["Q": matrix(Q)]]
         }
-        var teacherTree: [String: Any] = ["k": teacher.k, "P": matrix(teacher.covariance), "noise": teacher.noiseVariance]
-        if let link = teacher.link {
-            teacherTree["target"] = link.description
-        } else {
-            teacherTree["activation"] = teacher.activation.name
-            teacherTree["weights"] = teacher.weights
-        }
+        let teacherTree = teacher.specTree
         var times: Any
         switch output.times {
         case let .log(count, start): times = ["log": count, "start": start]
@@ -78,8 +72,11 @@ extension Experiment {
     }
 
     /// The specification as pretty, key-sorted JSON.
-    public var specJSON: String {
-        let data = try! JSONSerialization.data(withJSONObject: specTree, options: [.prettyPrinted, .sortedKeys])
+    public var specJSON: String { Self.prettyJSON(specTree) }
+
+    /// A JSON-compatible tree as pretty, key-sorted JSON.
+    static func prettyJSON(_ tree: [String: Any]) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: tree, options: [.prettyPrinted, .sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }
 
@@ -113,6 +110,20 @@ extension Experiment {
     output:
       times: {log: 40, start: 0.1}   # log | {log: N, start: t0} | {linear: N} | [t1, t2, ...]
     """
+}
+
+extension TeacherSpec {
+    /// The `teacher` section of the file schema.
+    var specTree: [String: Any] {
+        var tree: [String: Any] = ["k": k, "P": covariance.nested, "noise": noiseVariance]
+        if let link {
+            tree["target"] = link.description
+        } else {
+            tree["activation"] = activation.name
+            tree["weights"] = weights
+        }
+        return tree
+    }
 }
 
 /// Walks one mapping of the spec tree, remembering its path for error messages.
