@@ -92,11 +92,18 @@ public struct ReproductionResult: Sendable {
         let header = comment.split(separator: "\n", omittingEmptySubsequences: false).map { "# " + $0 }.joined(separator: "\n")
         add("specs/\(name).yaml", header + "\n" + experiment.specJSON + "\n")
     }
+
+    /// Adds the specification of an amp-protocol problem as `specs/NAME.yaml` (read back by
+    /// `plateau threshold --spec FILE` and `plateau se --spec FILE` as it is).
+    public mutating func addSpec(_ name: String, _ problem: EstimationProblem, comment: String) {
+        let header = comment.split(separator: "\n", omittingEmptySubsequences: false).map { "# " + $0 }.joined(separator: "\n")
+        add("specs/\(name).yaml", header + "\n" + problem.specJSON + "\n")
+    }
 }
 
 /// The registry of reproductions known to `plateau reproduce`.
 public enum Reproductions {
-    public static let all: [any Reproduction] = [SaadSollaPlateaus(), LossComparison(), BatchSizeTradeoff()]
+    public static let all: [any Reproduction] = [SaadSollaPlateaus(), LossComparison(), BatchSizeTradeoff(), WeakRecoveryStudy()]
 
     public static func named(_ name: String) -> (any Reproduction)? {
         all.first { $0.name == name.lowercased() }

@@ -52,29 +52,29 @@ struct EstimationOptions: ParsableArguments {
 
 /// An α grid: one number, or start:stop:step (inclusive of stop up to rounding), or a comma list.
 enum AlphaGrid {
-    static func parse(_ text: String) throws -> [Double] {
+    static func parse(_ text: String, option: String = "--alpha") throws -> [Double] {
         func number(_ s: Substring) throws -> Double {
             guard let v = Double(s.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("--alpha: \"\(s)\" is not a number (write A, start:stop:step or a comma-separated list)")
+                throw ValidationError("\(option): \"\(s)\" is not a number (write A, start:stop:step or a comma-separated list)")
             }
             try check(v)
             return v
         }
         func check(_ v: Double) throws {
-            guard v.isFinite, v > 0 else { throw ValidationError("--alpha: the sample ratio α = n/d must be a finite number > 0 (got \(v))") }
+            guard v.isFinite, v > 0 else { throw ValidationError("\(option): the sample ratio α = n/d must be a finite number > 0 (got \(v))") }
         }
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         if parts.count == 3 {
             let start = try number(parts[0]), stop = try number(parts[1])
             guard let step = Double(parts[2].trimmingCharacters(in: .whitespaces)), step.isFinite, step > 0 else {
-                throw ValidationError("--alpha: the step of start:stop:step must be a finite number > 0 (got \"\(parts[2])\")")
+                throw ValidationError("\(option): the step of start:stop:step must be a finite number > 0 (got \"\(parts[2])\")")
             }
-            guard stop >= start else { throw ValidationError("--alpha: stop \(stop) is below start \(start)") }
+            guard stop >= start else { throw ValidationError("\(option): stop \(stop) is below start \(start)") }
             let count = Int(((stop - start) / step + 1e-9).rounded(.down)) + 1
-            guard count <= 100_000 else { throw ValidationError("--alpha: \(count) points is more than 100000") }
+            guard count <= 100_000 else { throw ValidationError("\(option): \(count) points is more than 100000") }
             return (0..<count).map { start + Double($0) * step }
         }
-        guard parts.count == 1 else { throw ValidationError("--alpha: write A, start:stop:step or a comma-separated list (got \"\(text)\")") }
+        guard parts.count == 1 else { throw ValidationError("\(option): write A, start:stop:step or a comma-separated list (got \"\(text)\")") }
         return try text.split(separator: ",").map(number)
     }
 }

@@ -39,6 +39,11 @@ struct CompareCommand: ParsableCommand {
     @Option(name: .long, help: "Finite-size allowance b: deviations up to b/d are accepted on top of z·SE.")
     var allowance: Double = AgreementCriterion().finiteSizeAllowance
 
+    @Option(name: .long, help: "amp protocol: the sample ratio α = n/d, one value (per-iteration comparison) or a grid start:stop:step or list (GAMP after --iterations against the state evolution, per α). Default: training.alpha.")
+    var alphas: String?
+
+    @OptionGroup(title: "amp protocol") var gamp: GAMPArguments
+
     func parsedDimensions() throws -> [Int] {
         guard let dimensions else { return [simulation.dimension] }
         var out: [Int] = []
@@ -60,6 +65,10 @@ struct CompareCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let spec = common.spec, let text = try? String(contentsOfFile: spec, encoding: .utf8),
+           (try? EstimationProblem.declaredProtocol(specText: text)) == .amp {
+            return try runAMP(spec: spec)
+        }
         let experiment = try common.experiment()
         let dims = try parsedDimensions()
         let writer = try common.writer(default: "compare")
@@ -177,6 +186,28 @@ struct CompareCommand: ParsableCommand {
                                "threshold": w.threshold, "ratio": abs(w.meanDeviation) / w.threshold] as [String: Any]
         }
         return (report, record)
+    }
+}
+
+extension CompareCommand {
+    /// An amp spec: finite-d GAMP against the state evolution.
+    func runAMP(spec: String) throws {
+        var problem: EstimationProblem
+        do { problem = try EstimationProblem(contentsOf: URL(fileURLWithPath: spec)) } catch let error as SpecError {
+            throw ValidationError("invalid specification \(spec): \(error)")
+        }
+        try gamp.apply(to: &problem)
+        let grid: [Double]
+        if let alphas { grid = try AlphaGrid.parse(alphas, option: "--alphas") } else if let a = problem.alpha { grid = [a] } else {
+            throw ValidationError("no α: give --alphas or training.alpha in the spec")
+        }
+        let criterion = AgreementCriterion(familywiseAlpha: alpha, finiteSizeAllowance: allowance, integratorTolerance: 0)
+        let options = gamp.options(dimension: simulation.dimension, seeds: simulation.seeds, masterSeed: common.seed)
+        do { try options.validate(problem: problem, alpha: grid[0]) } catch let error as SpecError {
+            throw ValidationError("invalid GAMP settings: \(error)")
+        }
+        try AMPCompare(problem: problem, alphas: grid, options: options, criterion: criterion,
+                       writer: try common.writer(default: "compare"), format: common.format, quiet: common.quiet).run()
     }
 }
 

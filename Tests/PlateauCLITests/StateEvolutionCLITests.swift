@@ -64,3 +64,30 @@ struct StateEvolutionCLITests {
         #expect(r2.status == 64 && r2.stderr.contains("training.protocol"))
     }
 }
+
+/// `plateau gamp` and `plateau compare` on an amp spec.
+@Suite("plateau gamp and compare (amp)")
+struct GAMPCLITests {
+    typealias CLI = CLITests
+
+    @Test("gamp writes seeds.csv and summary.csv; compare on an amp spec writes agreement.csv with verdicts")
+    func gampAndCompare() throws {
+        let folder = CLI.temporaryFolder()
+        let spec = try CLI.writeSpec("teacher: {k: 1, target: \"sign(z1)\"}\ntraining: {protocol: amp, alpha: 2}\namp: {epsilon: 0.1}\n", in: folder)
+        let g = try CLI.run(["gamp", "--spec", spec, "--dimension", "300", "--seeds", "3", "--iterations", "4", "--out", folder.path, "--quiet"])
+        #expect(g.status == 0, "\(g.stderr)")
+        let seeds = try String(contentsOf: folder.appendingPathComponent("seeds.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(seeds.first == "seed,t,M_1_1,Q_1_1,q")
+        #expect(seeds.count == 1 + 3 * 5)
+        let c = try CLI.run(["compare", "--spec", spec, "--dimension", "300", "--seeds", "4", "--iterations", "4", "--format", "json",
+                             "--out", folder.path, "--quiet"])
+        #expect(c.status == 0, "\(c.stderr)")
+        let record = try JSONSerialization.jsonObject(with: Data(c.stdout.utf8)) as! [String: Any]
+        #expect(record["protocol"] as? String == "amp")
+        #expect((record["comparisons"] as? Int ?? 0) > 0)
+        let agreement = try String(contentsOf: folder.appendingPathComponent("agreement.csv"), encoding: .utf8)
+        #expect(agreement.hasPrefix("t,observable,theory,simulation_mean"))
+        let bad = try CLI.run(["gamp", "--spec", spec, "--dimension", "1", "--out", folder.path])
+        #expect(bad.status == 64 && bad.stderr.contains("gamp.dimension"), "\(bad.stderr)")
+    }
+}

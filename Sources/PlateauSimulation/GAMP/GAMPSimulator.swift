@@ -17,8 +17,12 @@ public struct GAMPOptions: Sendable, Hashable {
     public var informed: Bool
     /// Worker threads for the seeds; 0 = all cores. Results do not depend on it.
     public var threads: Int
+    /// How the prior-side precision A is formed (see `GAMPPrecision`).
+    public var precision: GAMPPrecision
 
-    public init(dimension: Int, iterations: Int, seeds: Int = 1, masterSeed: UInt64 = 1, informed: Bool = false, threads: Int = 0) {
+    public init(dimension: Int, iterations: Int, seeds: Int = 1, masterSeed: UInt64 = 1, informed: Bool = false, threads: Int = 0,
+                precision: GAMPPrecision = .nishimori) {
+        self.precision = precision
         self.dimension = dimension
         self.iterations = iterations
         self.seeds = seeds
@@ -57,6 +61,19 @@ public struct GAMPOptions: Sendable, Hashable {
             throw SpecError(field: "gamp.threads", value: "\(threads)", reason: "must be an integer ≥ 0 (0: all cores)")
         }
     }
+}
+
+/// The prior-side precision A of GAMP, two forms with the same large-d limit on the Nishimori line
+/// (E[−∂_ω g_out] = E[g_out g_outᵀ] when y is drawn from the model).
+public enum GAMPPrecision: String, Sendable, Hashable, CaseIterable {
+    /// A = (1/d) Σ_μ g_out,μ g_out,μᵀ: positive semi-definite by construction. The default.
+    case nishimori
+    /// A = (1/d) Σ_μ (−∂_ω g_out,μ) = (1/d) Σ_μ (V⁻¹ − V⁻¹C_μV⁻¹). For sign(z₁z₂) it is unstable: 𝓕 has the
+    /// eigenvalue −(2/π)² on diag(1, −1) in the (z₁ ± z₂)/√2 basis, α·(2/π)² > 1 above α_c, and the
+    /// finite-d fluctuations along it grow as a period-2 oscillation of A₁₂ (measured at α = 3,
+    /// d = 1000 and 2000: the run diverges near t = 17, while the state evolution, which keeps M ⪰ 0,
+    /// converges to q = 0.2427).
+    case derivative
 }
 
 /// One seed of GAMP: the overlaps at t = 0, 1, … up to the last iteration reached.
@@ -121,7 +138,7 @@ public struct GAMPIterationSummary: Sendable, Hashable {
 ///     V = Ĉ,   ω_μ = X_μŴ/√d − V g_out,μ^{t−1}                         (channel Onsager term)
 ///     (m_μ, C_μ) = E, Cov[z | y_μ, ω_μ, V]  (the `OutputDenoiser`)
 ///     g_out,μ = V⁻¹(m_μ − ω_μ),   −∂g_μ = V⁻¹ − V⁻¹C_μV⁻¹
-///     A = (1/d) Σ_μ (−∂g_μ)  (symmetrised),   B = Xᵀg_out/√d + ŴA       (prior Onsager term)
+///     A = (1/d) Σ_μ g_out,μg_out,μᵀ  (or (1/d) Σ_μ (−∂g_μ), `GAMPPrecision`),   B = Xᵀg_out/√d + ŴA  (prior Onsager term)
 ///     Ĉ ← (I + A)⁻¹,   Ŵ ← B(I + A)⁻¹                                  (damped by β = settings.damping)
 ///
 /// **Approximation.** The exact GAMP weights the sample sums of the variances by X_μi²/d; here
@@ -164,7 +181,7 @@ public enum GAMPSimulator {
     static func simulate(problem: EstimationProblem, alpha: Double, denoiser: any OutputDenoiser,
                          options: GAMPOptions, seed: UInt64) -> GAMPSeedRun {
         let state = GAMPState(problem: problem, alpha: alpha, denoiser: denoiser, dimension: options.dimension,
-                              informed: options.informed, seed: seed)
+                              informed: options.informed, precision: options.precision, seed: seed)
         var run = GAMPSeedRun(seed: seed, M: [], Q: [], status: .completed, message: "")
         for t in 0...options.iterations {
             if t > 0 {

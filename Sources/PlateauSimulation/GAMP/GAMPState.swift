@@ -8,6 +8,7 @@ import PlateauCore
 final class GAMPState {
     let d: Int, n: Int, k: Int
     let damping: Double
+    let precision: GAMPPrecision
     let denoiser: any OutputDenoiser
     /// X, n×d.
     let X: UnsafeMutablePointer<Double>
@@ -29,7 +30,9 @@ final class GAMPState {
     /// Number of iterations done.
     private(set) var iteration = 0
 
-    init(problem: EstimationProblem, alpha: Double, denoiser: any OutputDenoiser, dimension d: Int, informed: Bool, seed: UInt64) {
+    init(problem: EstimationProblem, alpha: Double, denoiser: any OutputDenoiser, dimension d: Int, informed: Bool,
+         precision: GAMPPrecision = .nishimori, seed: UInt64) {
+        self.precision = precision
         _ = BLASSetup.singleThreaded
         self.d = d
         n = Int((alpha * Double(d)).rounded())
@@ -129,6 +132,13 @@ final class GAMPState {
         for a in 0..<k { for b in 0..<k {
             A[a, b] = (Double(accepted) * Vinv[a, b] - sum[a * k + b]) / Double(d)
         } }
+        if precision == .nishimori {
+            for a in 0..<k { for b in 0..<k {
+                var s = 0.0
+                for mu in 0..<n { s += currentG[mu * k + a] * currentG[mu * k + b] }
+                A[a, b] = s / Double(d)
+            } }
+        }
         for a in 0..<k { for b in 0..<a { let s = 0.5 * (A[a, b] + A[b, a]); A[a, b] = s; A[b, a] = s } }
         return A
     }

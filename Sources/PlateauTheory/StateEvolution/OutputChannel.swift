@@ -60,6 +60,8 @@ public final class OutputChannel: @unchecked Sendable {
     public static let range = 11.0
 
     public var labelCount: Int { labelValues.count }
+    /// The bin width of a binned output (nil for a discrete one).
+    public var binWidth: Double? { if case let .binned(h) = alphabet { return h } else { return nil } }
     public var nodeCount: Int { nodeW.count }
     public var isDiscrete: Bool { if case .discrete = alphabet { return true } else { return false } }
 

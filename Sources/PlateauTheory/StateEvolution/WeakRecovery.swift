@@ -20,7 +20,8 @@ public struct WeakRecoveryAnalysis: Sendable, Hashable {
     public var alphaC: Double
     /// E_y[E[z | y] E[z | y]ᵀ] (M̂/α after one step from M = 0).
     public var trivialMatrix: Matrix
-    /// An orthonormal basis of the trivial subspace (directions learned at any α > 0).
+    /// An orthonormal basis of the trivial subspace (directions learned at any α > 0): the eigenvectors
+    /// of `trivialMatrix` with eigenvalue above `trivialResolution`.
     public var trivialSubspace: [[Double]]
     /// λ_max of 𝓕(A) = E_y[G(y) A G(y)] on symmetric k×k matrices, and all its eigenvalues (descending).
     public var operatorEigenvalues: [Double]
@@ -34,6 +35,8 @@ public struct WeakRecoveryAnalysis: Sendable, Hashable {
     /// The accuracy of 𝓕's eigenvalues implied by the channel's sum-rule error; λ_max below it means
     /// 𝓕 = 0 within accuracy (α_c = ∞).
     public var operatorResolution: Double
+    /// The accuracy of `trivialMatrix`'s eigenvalues (see `weakRecovery()`).
+    public var trivialResolution: Double = 1e-10
     public var operatorTopEigenvalue: Double { operatorEigenvalues.first ?? 0 }
 }
 
@@ -80,7 +83,17 @@ extension StateEvolution {
         var trivial = Matrix(rows: k, cols: k)
         for a in atoms { for i in 0..<k { for j in 0..<k { trivial[i, j] += a.weight * a.mean[i] * a.mean[j] } } }
         let (tv, tvec) = GSL.symmetricEigen(trivial)
-        let trivialBasis = (0..<k).filter { tv[$0] > 1e-10 }.map { e in (0..<k).map { tvec[$0, e] } }
+        // A binned (continuous) output is integrated to a limited accuracy on the outer cells: an eigenvalue
+        // of the trivial matrix counts when it exceeds ten times the change of that matrix under one
+        // refinement of the outer rule (a discrete output's cells are split at its jumps, and 10⁻¹⁰ serves).
+        var trivialResolution = 1e-10
+        if case .binned = channel.alphabet, k > 1, let refined = try? StateEvolution(
+            problem: problem, channel: OutputChannel(problem: problem, resolution: channel.binWidth, refinement: 1)) {
+            var fine = Matrix(rows: k, cols: k)
+            for a in refined.priorConditionals() { for i in 0..<k { for j in 0..<k { fine[i, j] += a.weight * a.mean[i] * a.mean[j] } } }
+            trivialResolution = max(trivialResolution, 10 * zip(fine.values, trivial.values).map { abs($0 - $1) }.max()!)
+        }
+        let trivialBasis = (0..<k).filter { tv[$0] > trivialResolution }.map { e in (0..<k).map { tvec[$0, e] } }
         // 𝓕 on an orthonormal basis of Sym(k): E_ii and (E_ij + E_ji)/√2.
         var basis: [Matrix] = []
         for i in 0..<k {
@@ -104,11 +117,30 @@ extension StateEvolution {
         }
         let (fv, fvec) = GSL.symmetricEigen(F)
         let top = fv.first ?? 0
+        // The top eigenspace may be degenerate (sign(z₁z₂): span{I, X}; symmetric targets): its element
+        // closest to the identity (the projection of I) is PSD when the eigenspace holds a PSD matrix of
+        // full rank on the directions that grow, and its range is the easy subspace. 𝓕 is completely
+        // positive, so otherwise the top eigenvector itself is PSD up to sign.
+        func matrix(_ column: Int) -> Matrix {
+            var m = Matrix(rows: k, cols: k)
+            for b in 0..<n { m = m + fvec[b, column] * basis[b] }
+            return m
+        }
+        let degenerate = (0..<n).filter { fv[$0] >= top - 1e-8 * max(abs(top), 1e-300) }
         var eigenvector = Matrix(rows: k, cols: k)
-        for b in 0..<n { eigenvector = eigenvector + fvec[b, 0] * basis[b] }
-        // 𝓕 is completely positive: its top eigenvector is PSD up to sign.
-        let trace = (0..<k).reduce(0) { $0 + eigenvector[$1, $1] }
-        if trace < 0 { eigenvector = -1 * eigenvector }
+        for c in degenerate {
+            let B = matrix(c)
+            let overlap = (0..<k).reduce(0) { $0 + B[$1, $1] }
+            eigenvector = eigenvector + overlap * B
+        }
+        let norm = eigenvector.values.map { $0 * $0 }.reduce(0, +).squareRoot()
+        let projected = GSL.symmetricEigen(eigenvector).values
+        if norm < 1e-8 || (projected.last ?? 0) < -1e-8 * norm {
+            eigenvector = matrix(0)
+            if (0..<k).reduce(0, { $0 + eigenvector[$1, $1] }) < 0 { eigenvector = -1 * eigenvector }
+        } else {
+            eigenvector = (1 / norm) * eigenvector
+        }
         let (ev, evec) = GSL.symmetricEigen(eigenvector)
         let easy = (0..<k).filter { ev[$0] > 1e-8 * max(ev[0], 1e-300) && ev[$0] > 0 }.map { e in (0..<k).map { evec[$0, e] } }
         // Resolution of λ_max: each atom's G is known to ε/Z (ε the sum-rule error of the channel, Z the
@@ -123,6 +155,7 @@ extension StateEvolution {
         return WeakRecoveryAnalysis(
             alphaC: trivialBasis.isEmpty ? easyThreshold : 0, trivialMatrix: trivial, trivialSubspace: trivialBasis,
             operatorEigenvalues: fv, topEigenvector: eigenvector, easyThreshold: easyThreshold,
-            easySubspace: top > resolution ? easy : [], operatorResolution: resolution)
+            easySubspace: top > resolution ? easy : [], operatorResolution: resolution,
+            trivialResolution: trivialResolution)
     }
 }
