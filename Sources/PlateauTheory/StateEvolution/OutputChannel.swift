@@ -19,7 +19,12 @@ internal import CGSL
 /// z_k given the other coordinates is Gaussian, so each line integral of 1, z and zzᵀ over a
 /// segment is a closed form in Φ and φ at the breakpoints: exact. The outer (k − 1)-dimensional
 /// integral is a composite Gauss–Legendre rule (GSL's glfixed tables) on cells that are split where
-/// the line structure changes (a jump of a discrete g), down to a width of 1e-11 for k = 2.
+/// the line structure changes (a jump of a discrete g), down to a width of 1e-11 for k = 2. That finest
+/// rule (cells of 0.25 for k = 2) is needed only for narrow priors; for k = 2 coarser rules (cells of
+/// 0.5, 1, 2, split at the same jumps) serve priors whose outer scale is at least width/2.5 (or /2),
+/// each kept only if it reproduces the finest rule to 1e-11 at build (`agrees`): line structures with
+/// unbounded breakpoint slopes (z₁z₂ binned, circles) keep the finest rule alone. Only outer nodes
+/// within 8.5 standard deviations of ω are visited.
 /// Label noise Δ > 0 is a mixture over the labels, integrated over y on a Gauss–Legendre grid.
 ///
 /// Convention: Δ is a variance; g is the noiseless link (a committee written out as one expression).
@@ -132,10 +137,15 @@ public final class OutputChannel: @unchecked Sendable {
         if k == 2 {
             var width = 2 * finest.width
             while width <= 2 {
-                var coarse = builder.buildCoarse(width: width, jumps: finest.jumps)
+                // The cells the check visits first, the rest only for a rule that passes.
+                let (lo, hi) = Self.agreementRange(width: width)
+                let middle = builder.buildCoarse(width: width, jumps: finest.jumps, from: lo, to: hi)
                 guard let ratio = Self.cellsPerScaleCandidates.first(where: {
-                    Self.agrees(coarse, finest, cellsPerScale: $0, labels: labelTotal)
+                    Self.agrees(middle, finest, cellsPerScale: $0, labels: labelTotal)
                 }) else { break }
+                var coarse = builder.buildCoarse(width: width, jumps: finest.jumps, from: -Self.range, to: lo)
+                coarse.append(middle)
+                coarse.append(builder.buildCoarse(width: width, jumps: finest.jumps, from: hi, to: Self.range))
                 coarse.cellsPerScale = ratio
                 rules.insert(coarse, at: 0)
                 width *= 2
@@ -295,6 +305,19 @@ extension OutputChannel {
     /// moments, second moments included, at the priors of `agrees`).
     static let outerRuleTolerance = 1e-11
 
+    /// The means ω at which `agrees` compares the rules.
+    static let agreementMeans: [[Double]] = [[0.0, 0.0], [0.37, -0.61], [-1.3, 2.2]]
+
+    /// The range of z₁, in whole cells of `width`, that `agrees` visits (ω₁ ± 8.5σ for its means and the
+    /// widest σ = width/min(`cellsPerScaleCandidates`)): a coarser rule restricted to it gives the same
+    /// comparison, so the rest of the rule is built only when it passes.
+    static func agreementRange(width: Double) -> (Double, Double) {
+        let sigma = width / cellsPerScaleCandidates.min()!, means = agreementMeans.map { $0[0] }
+        let lo = ((means.min()! - 8.5 * sigma) / width).rounded(.down) * width
+        let hi = ((means.max()! + 8.5 * sigma) / width).rounded(.up) * width
+        return (max(lo, -range), min(hi, range))
+    }
+
     /// Whether the coarser rule `coarse` reproduces `finest` to `outerRuleTolerance` at the narrowest
     /// priors it would be chosen for with `cellsPerScale` (V = σ²I and a correlated V of outer scale σ,
     /// σ = width/cellsPerScale, at three means). A line structure that is not smooth between the cell
@@ -306,7 +329,7 @@ extension OutputChannel {
         let stride = 1 + 2 + 4
         var a = [Double](repeating: 0, count: labels * stride), b = a
         for prior in priors {
-            for omega in [[0.0, 0.0], [0.37, -0.61], [-1.3, 2.2]] {
+            for omega in agreementMeans {
                 a.withUnsafeMutableBufferPointer { acc in
                     acc.update(repeating: 0)
                     accumulate(coarse, prior: prior, omega: omega, secondMoments: true, onlyLabel: -1, into: acc.baseAddress!)
@@ -454,6 +477,17 @@ struct OuterRule: Sendable {
     /// k = 2: the locations where the line structure jumps (cells refined down to the bisection
     /// tolerance without becoming smooth); coarser rules put cell boundaries there.
     var jumps: [Double] = []
+
+    /// Appends the nodes of `other` (which must lie to the right of these, keeping k = 2 rules sorted).
+    mutating func append(_ other: OuterRule) {
+        x += other.x
+        w += other.w
+        labelStart += other.labelStart.map { $0 + labels.count }
+        breakStart += other.breakStart.dropFirst().map { $0 + breaks.count }
+        breaks += other.breaks
+        labels += other.labels
+        jumps += other.jumps
+    }
 }
 
 /// Finds the breakpoints of the label along z_k-lines and the outer Gauss–Legendre nodes.
@@ -559,12 +593,13 @@ struct LineStructureBuilder {
     /// k = 2: a coarser outer rule with cells of width `width` (a power of two times the finest width)
     /// whose boundaries are the multiples of `width` in (−R, R), ±R and the jump locations `jumps` of
     /// the finest rule, so that every cell is smooth; 10 Gauss–Legendre nodes per cell.
-    func buildCoarse(width: Double, jumps: [Double]) -> OuterRule {
+    /// Only the cells in [lo, hi] (multiples of `width` or ±R) are built when a range is given.
+    func buildCoarse(width: Double, jumps: [Double], from lo: Double = -OutputChannel.range,
+                     to hi: Double = OutputChannel.range) -> OuterRule {
         precondition(k == 2)
-        let R = OutputChannel.range
-        var edges = [-R, R] + jumps
-        var m = (-R / width).rounded(.up)
-        while m * width < R { if m * width > -R { edges.append(m * width) }; m += 1 }
+        var edges = [lo, hi] + jumps.filter { $0 > lo && $0 < hi }
+        var m = (lo / width).rounded(.up)
+        while m * width < hi { if m * width > lo { edges.append(m * width) }; m += 1 }
         edges.sort()
         var rule = OuterRule(width: width)
         for (a, b) in zip(edges, edges.dropFirst()) where b - a > 4 * Self.tolerance {
