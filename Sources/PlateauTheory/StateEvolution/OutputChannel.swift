@@ -239,13 +239,15 @@ struct LinePrior {
     /// conditional mean of z₂ moves by s over s/|β|); it selects the outer rule. 0 for k ≠ 2.
     let outerDeviation: Double
     let outerScale: Double
+    /// √V_ii of the outer coordinates (k ≥ 3: the box of base cells visited).
+    let outerDeviations: [Double]
 
     init?(V: Matrix) {
         let k = V.rows
         self.k = k
         let o = k - 1
         if o == 0 {
-            outerInverse = []; outerLogNorm = 0; beta = []; outerDeviation = 0; outerScale = 0
+            outerInverse = []; outerLogNorm = 0; beta = []; outerDeviation = 0; outerScale = 0; outerDeviations = []
             guard V[0, 0] > 0 else { return nil }
             s = V[0, 0].squareRoot()
             return
@@ -264,6 +266,7 @@ struct LinePrior {
         for i in 0..<o { s2 -= b[i] * V[i, k - 1] }
         guard s2 > 0 else { return nil }
         s = s2.squareRoot()
+        outerDeviations = (0..<o).map { V[$0, $0].squareRoot() }
         if o == 1 {
             outerDeviation = V[0, 0].squareRoot()
             outerScale = min(outerDeviation, s / max(abs(b[0]), 1e-300))
@@ -379,7 +382,8 @@ extension OutputChannel {
         rule.labels.withUnsafeBufferPointer { lb in
         prior.outerInverse.withUnsafeBufferPointer { inverse in
         prior.beta.withUnsafeBufferPointer { beta in
-            // Outer nodes to visit: for k = 2 (nodes sorted) those within ω₁ ± 8.5√V₁₁.
+            // Outer nodes to visit: for k = 2 (nodes sorted) those within ω₁ ± 8.5√V₁₁; for k ≥ 3 those of
+            // the base cells that meet the box ω_i ± 10√V_ii around the ellipse quad ≤ 100.
             var first = 0, last = w.count
             if o == 1 {
                 let lo = omega[0] - window * prior.outerDeviation, hi = omega[0] + window * prior.outerDeviation
@@ -389,6 +393,19 @@ extension OutputChannel {
                 b = w.count
                 while a < b { let m = (a + b) / 2; if x[m] <= hi { a = m + 1 } else { b = m } }
                 last = a
+            }
+            let cellCount = o >= 2 ? rule.cellSize.count : 1
+            var cell = 0
+            while cell < cellCount {
+            defer { cell += 1 }
+            if o >= 2 {
+                var meets = true
+                for i in 0..<o {
+                    let lower = rule.cellLower[cell * o + i], reach = 10 * prior.outerDeviations[i]
+                    if lower > omega[i] + reach || lower + rule.cellSize[cell] < omega[i] - reach { meets = false; break }
+                }
+                guard meets else { continue }
+                first = rule.cellNodeStart[cell]; last = rule.cellNodeStart[cell + 1]
             }
             var n = first
             while n < last {
@@ -453,6 +470,7 @@ extension OutputChannel {
                     j += 1
                 }
             }
+            }
         }}}}}}}}}
     }
 }
@@ -474,6 +492,11 @@ struct OuterRule: Sendable {
     var breaks: [Double] = []
     var labelStart: [Int] = []
     var labels: [Int32] = []
+    /// k ≥ 3: the base cells (lower corners, k − 1 each, and sizes) and the range of nodes each holds
+    /// (`cellNodeStart[c] ..< cellNodeStart[c + 1]`, its refinements included).
+    var cellLower: [Double] = []
+    var cellSize: [Double] = []
+    var cellNodeStart: [Int] = [0]
     /// k = 2: the locations where the line structure jumps (cells refined down to the bisection
     /// tolerance without becoming smooth); coarser rules put cell boundaries there.
     var jumps: [Double] = []
@@ -582,7 +605,13 @@ struct LineStructureBuilder {
         let h = 2 * R / Double(cellsPerDim)
         var idx = [Int](repeating: 0, count: o)
         while true {
-            cell((0..<o).map { -R + h * Double(idx[$0]) }, h, 0, into: &rule)
+            let lower = (0..<o).map { -R + h * Double(idx[$0]) }
+            cell(lower, h, 0, into: &rule)
+            if o >= 2 {
+                rule.cellLower += lower
+                rule.cellSize.append(h)
+                rule.cellNodeStart.append(rule.w.count)
+            }
             var r = 0
             while r < o { idx[r] += 1; if idx[r] < cellsPerDim { break }; idx[r] = 0; r += 1 }
             if r == o { break }
