@@ -60,6 +60,12 @@ public final class OutputChannel: @unchecked Sendable {
     public static let range = 11.0
 
     public var labelCount: Int { labelValues.count }
+    /// Noise variance of the label mixture: Δ less the variance h²/12 that binning a continuous output
+    /// already adds (Sheppard's correction), so the binned channel has the requested total noise.
+    public var mixtureNoise: Double {
+        if case let .binned(h) = alphabet, noise > 0 { return noise - h * h / 12 }
+        return noise
+    }
     /// Number of outer nodes of the finest outer rule.
     public var nodeCount: Int { outerRules[outerRules.count - 1].w.count }
     public var isDiscrete: Bool { if case .discrete = alphabet { return true } else { return false } }
@@ -727,16 +733,14 @@ public final class OutputChannelWorkspace: OutputDenoiserWorkspace {
     /// Region moments (with second moments) of every label (noisy output) or of one (noiseless).
     private let moments: UnsafeMutablePointer<Double>
     private let capacity: Int
-    /// Noise variance of the label mixture (Δ less the binning variance h²/12).
+    /// `OutputChannel.mixtureNoise`.
     private let mixtureNoise: Double
 
     public init(channel: OutputChannel) {
         self.channel = channel
         let k = channel.k
-        var delta = channel.noise
-        if case let .binned(h) = channel.alphabet, delta > 0 { delta -= h * h / 12 }
-        mixtureNoise = delta
-        capacity = (delta > 0 ? channel.labelCount : 1) * (1 + k + k * k)
+        mixtureNoise = channel.mixtureNoise
+        capacity = (mixtureNoise > 0 ? channel.labelCount : 1) * (1 + k + k * k)
         moments = .allocate(capacity: capacity)
         moments.initialize(repeating: 0, count: capacity)
     }
