@@ -190,4 +190,70 @@ struct StateEvolutionTests {
         #expect(accuracies[1] < accuracies[0] / 10 && accuracies[2] < accuracies[1])
         #expect(se.omegaAccuracy(M) < 1e-5)
     }
+
+    // MARK: The outer rules
+
+    /// The priors at which the outer rules are compared: isotropic V = v·I from 1 down to 0.02 (M = 0.98·I),
+    /// four correlated V (in the last two the conditional scale s/|β| of z₂ binds, not √V₁₁), and means ω
+    /// from the origin out to |ω| ≈ 3.
+    static let rulePriors: [(omega: [Double], V: Matrix)] = {
+        var Vs = [1.0, 0.64, 0.5, 0.25, 0.16, 0.1, 0.05, 0.02].map { $0 * Matrix.identity(2) }
+        Vs += [Matrix([[0.5, 0.3], [0.3, 0.4]]), Matrix([[0.1, -0.05], [-0.05, 0.08]]), Matrix([[0.5, 0.45], [0.45, 0.5]]),
+               Matrix([[0.2, -0.19], [-0.19, 0.2]])]
+        let omegas: [[Double]] = [[0, 0], [0.7, -0.3], [2, 1.5], [-1.2, 3]]
+        return Vs.flatMap { V in omegas.map { (omega: $0, V: V) } }
+    }()
+
+    /// Largest difference of all region moments (second moments included) between two outer rules.
+    static func ruleDifference(_ channel: OutputChannel, _ prior: LinePrior, omega: [Double], _ a: OuterRule, _ b: OuterRule) -> Double {
+        let x = channel.regionMoments(omega: omega, prior: prior, secondMoments: true, rule: a).values
+        let y = channel.regionMoments(omega: omega, prior: prior, secondMoments: true, rule: b).values
+        return zip(x, y).map { abs($0 - $1) }.max()!
+    }
+
+    @Test("k = 2 outer rules: the rule chosen for (ω, V) agrees with the finest to 1e-11 at V = v·I (v ≥ 0.02) and correlated V")
+    func outerRuleLevels() throws {
+        // Rules in use: all four for sign(z₁z₂); for the kinked sign(z₂ − |z₁|) the width-2 rule misses 1e-11;
+        // the finest alone where the breakpoints have unbounded slope (z₁z₂ binned: t = b/z₁; the circle:
+        // t = ±√(1 − z₁²)), which fail the build-time check.
+        for (target, rules) in [("sign(z1*z2)", 4), ("z1*z2", 1), ("sign(z2 - abs(z1))", 3), ("sign(z1^2 + z2^2 - 1)", 1)] {
+            let channel = try OutputChannel(problem: Self.problem(target, k: 2))
+            #expect(channel.outerRules.count == rules, "\(target)")
+            let finest = channel.outerRules.last!
+            // Error of each level against the finest as a function of (cell width)/(outer length scale).
+            var levelErrors: [(ratio: Double, error: Double)] = []
+            var chosenError = 0.0, chosenNodes = 0
+            for (omega, V) in Self.rulePriors {
+                let prior = LinePrior(V: V)!
+                for rule in channel.outerRules.dropLast() {
+                    levelErrors.append((rule.width / prior.outerScale, Self.ruleDifference(channel, prior, omega: omega, rule, finest)))
+                }
+                let chosen = channel.outerRule(for: prior)
+                chosenError = max(chosenError, Self.ruleDifference(channel, prior, omega: omega, chosen, finest))
+                chosenNodes = max(chosenNodes, chosen.w.count)
+            }
+            var byRatio: [String] = []
+            for bound in [1.0, 2.0, 2.5, 2.9, 4.0] {
+                let worst = levelErrors.filter { $0.ratio <= bound }.map(\.error).max() ?? 0
+                byRatio.append("h/σ ≤ \(bound): \(worst)")
+            }
+            print("outer rules \(target): nodes \(channel.outerRules.map(\.w.count)); worst level error \(byRatio.joined(separator: ", "));"
+                  + " chosen rule error \(chosenError)")
+            #expect(chosenError < 1e-11, "\(target)")
+        }
+    }
+
+    @Test("ω rule: pruning product weights below 1e-10 of the largest changes E[μμᵀ/Z] by < 1e-10")
+    func omegaPruning() throws {
+        let se = try StateEvolution(problem: Self.problem("sign(z1*z2)", k: 2))
+        var worst = 0.0
+        for M in [1e-3 * Matrix.identity(2), Matrix([[0.5, 0.1], [0.1, 0.4]]), 0.8 * Matrix.identity(2), 0.95 * Matrix.identity(2)] {
+            for n in [24, 48, 64] {
+                let pruned = se.averages(M, nodes: n)!, full = se.averages(M, nodes: n, cutoff: 0)!
+                worst = max(worst, zip(pruned.T.values, full.T.values).map { abs($0 - $1) }.max()!, abs(pruned.meanSquare - full.meanSquare))
+            }
+        }
+        print("ω-rule pruning at 1e-10: largest change of T and E[E[g|ω]²] \(worst)")
+        #expect(worst < 1e-10)
+    }
 }

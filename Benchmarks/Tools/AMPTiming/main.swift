@@ -29,5 +29,5 @@ let curve = seconds { _ = se.curve(alphas: alphas) }
 print(String(format: "SE curve sign(z1*z2), 50 α in [2, 4): %.2f s", curve))
 let p = problem("sign(z1*z2)", k: 2)
 let m = try GAMPTiming.measure(problem: p, alpha: 2, denoiser: try OutputChannel(problem: p), dimension: 2000)
-print(String(format: "GAMP d = 2000, α = 2, k = 2: iteration %.4f s, matrix products %.4f s, ratio %.2f",
-             m.iterationSeconds, m.matrixProductSeconds, m.ratio))
+print(String(format: "GAMP d = 2000, α = 2, k = 2: iteration %.4f s, matrix products %.4f s, channel step %.4f s, ratio %.2f",
+             m.iterationSeconds, m.matrixProductSeconds, m.channelSeconds, m.ratio))

@@ -3,13 +3,15 @@ import Foundation
 import PlateauCore
 
 /// One seed of finite-d GAMP (the algorithm is documented on `GAMPSimulator`): the data, the teacher
-/// and the iterate. Matrices are row-major in buffers allocated once; `iterate()` allocates only the
-/// k-sized arrays the `OutputDenoiser` interface takes. Not thread-safe: one state per thread.
+/// and the iterate. Matrices are row-major in buffers allocated once; the per-sample channel step
+/// allocates nothing (it goes through the denoiser's workspace). Not thread-safe: one state per thread.
 final class GAMPState {
     let d: Int, n: Int, k: Int
     let damping: Double
     let precision: GAMPPrecision
     let denoiser: any OutputDenoiser
+    /// The denoiser's per-thread scratch space.
+    let workspace: any OutputDenoiserWorkspace
     /// X, n×d.
     let X: UnsafeMutablePointer<Double>
     /// W*, k×d.
@@ -25,6 +27,11 @@ final class GAMPState {
     var currentG: UnsafeMutablePointer<Double>
     /// y, n.
     let labels: UnsafeMutablePointer<Double>
+    /// Per-sample scratch: ω, the posterior mean and covariance, C V⁻¹ (k, k, k×k, k×k).
+    let omega: UnsafeMutablePointer<Double>
+    let posteriorMean: UnsafeMutablePointer<Double>
+    let posteriorCovariance: UnsafeMutablePointer<Double>
+    let product: UnsafeMutablePointer<Double>
     /// Ĉ, k×k.
     var covariance: Matrix
     /// Number of iterations done.
@@ -39,6 +46,11 @@ final class GAMPState {
         k = problem.k
         damping = problem.settings.damping
         self.denoiser = denoiser
+        workspace = denoiser.makeWorkspace()
+        omega = .allocate(capacity: k)
+        posteriorMean = .allocate(capacity: k)
+        posteriorCovariance = .allocate(capacity: k * k)
+        product = .allocate(capacity: k * k)
         var rng = Xoshiro256PlusPlus(seed: seed)
         teacher = .allocate(capacity: k * d)
         rng.fillStandardNormal(teacher, count: k * d)
@@ -73,7 +85,8 @@ final class GAMPState {
     }
 
     deinit {
-        for p in [X, teacher, estimate, field, projections, previousG, currentG, labels] { p.deallocate() }
+        for p in [X, teacher, estimate, field, projections, previousG, currentG, labels, omega, posteriorMean,
+                  posteriorCovariance, product] { p.deallocate() }
     }
 
     /// XŴ/√d into `projections` (n×k).
@@ -92,41 +105,45 @@ final class GAMPState {
     /// `projections` and `previousG`. Nil when V = Ĉ is not positive definite.
     func channelStep() -> Matrix? {
         let V = covariance
-        guard let Vinv = V.inverseSPD(tolerance: 1e-15) else { return nil }
-        var omega = [Double](repeating: 0, count: k), mean = omega, resid = omega
-        var cov = [Double](repeating: 0, count: k * k), tmp = cov
+        guard let Vinv = V.inverseSPD(tolerance: 1e-15),
+              V.values.withUnsafeBufferPointer({ workspace.setCovariance($0.baseAddress!) }) else { return nil }
         var sum = [Double](repeating: 0, count: k * k)
         var accepted = 0
-        for mu in 0..<n {
-            let row = mu * k
-            for a in 0..<k {
-                var s = projections[row + a]
-                for b in 0..<k { s -= V.values[a * k + b] * previousG[row + b] }
-                omega[a] = s
+        let mean = posteriorMean, cov = posteriorCovariance, tmp = product
+        V.values.withUnsafeBufferPointer { V in
+        Vinv.values.withUnsafeBufferPointer { Vinv in
+        sum.withUnsafeMutableBufferPointer { sum in
+            for mu in 0..<n {
+                let row = mu * k
+                for a in 0..<k {
+                    var s = projections[row + a]
+                    for b in 0..<k { s -= V[a * k + b] * previousG[row + b] }
+                    omega[a] = s
+                }
+                guard workspace.posterior(y: labels[mu], omega: omega, mean: mean, covariance: cov) else {
+                    for a in 0..<k { currentG[row + a] = 0 }
+                    continue
+                }
+                accepted += 1
+                // g_out = V⁻¹(m − ω).
+                for a in 0..<k {
+                    var s = 0.0
+                    for b in 0..<k { s += Vinv[a * k + b] * (mean[b] - omega[b]) }
+                    currentG[row + a] = s
+                }
+                // Σ V⁻¹ C V⁻¹ accumulated in `sum` (tmp = C V⁻¹).
+                for a in 0..<k { for b in 0..<k {
+                    var s = 0.0
+                    for c in 0..<k { s += cov[a * k + c] * Vinv[c * k + b] }
+                    tmp[a * k + b] = s
+                } }
+                for a in 0..<k { for b in 0..<k {
+                    var s = 0.0
+                    for c in 0..<k { s += Vinv[a * k + c] * tmp[c * k + b] }
+                    sum[a * k + b] += s
+                } }
             }
-            guard denoiser.posterior(y: labels[mu], omega: omega, V: V, mean: &mean, covariance: &cov) else {
-                for a in 0..<k { currentG[row + a] = 0 }
-                continue
-            }
-            accepted += 1
-            for a in 0..<k { resid[a] = mean[a] - omega[a] }
-            for a in 0..<k {
-                var s = 0.0
-                for b in 0..<k { s += Vinv.values[a * k + b] * resid[b] }
-                currentG[row + a] = s
-            }
-            // Σ V⁻¹ C V⁻¹ accumulated in `sum` (tmp = C V⁻¹).
-            for a in 0..<k { for b in 0..<k {
-                var s = 0.0
-                for c in 0..<k { s += cov[a * k + c] * Vinv.values[c * k + b] }
-                tmp[a * k + b] = s
-            } }
-            for a in 0..<k { for b in 0..<k {
-                var s = 0.0
-                for c in 0..<k { s += Vinv.values[a * k + c] * tmp[c * k + b] }
-                sum[a * k + b] += s
-            } }
-        }
+        }}}
         // A = (1/d) Σ_μ (V⁻¹ − V⁻¹C_μV⁻¹) over the samples with a posterior.
         var A = Matrix(rows: k, cols: k)
         for a in 0..<k { for b in 0..<k {

@@ -19,7 +19,12 @@ internal import CGSL
 /// z_k given the other coordinates is Gaussian, so each line integral of 1, z and zzᵀ over a
 /// segment is a closed form in Φ and φ at the breakpoints: exact. The outer (k − 1)-dimensional
 /// integral is a composite Gauss–Legendre rule (GSL's glfixed tables) on cells that are split where
-/// the line structure changes (a jump of a discrete g), down to a width of 1e-11 for k = 2.
+/// the line structure changes (a jump of a discrete g), down to a width of 1e-11 for k = 2. That finest
+/// rule (cells of 0.25 for k = 2) is needed only for narrow priors; for k = 2 coarser rules (cells of
+/// 0.5, 1, 2, split at the same jumps) serve priors whose outer scale is at least width/2.5 (or /2),
+/// each kept only if it reproduces the finest rule to 1e-11 at build (`agrees`): line structures with
+/// unbounded breakpoint slopes (z₁z₂ binned, circles) keep the finest rule alone. Only outer nodes
+/// within 8.5 standard deviations of ω are visited.
 /// Label noise Δ > 0 is a mixture over the labels, integrated over y on a Gauss–Legendre grid.
 ///
 /// Convention: Δ is a variance; g is the noiseless link (a committee written out as one expression).
@@ -45,15 +50,10 @@ public final class OutputChannel: @unchecked Sendable {
     /// E[g(z)] under z ~ N(0, I).
     public let outputMean: Double
 
-    // Line structure: outer nodes (k − 1 coordinates each), Lebesgue weights, and per node a slice of
-    // breakpoints (sorted) and labels (one more than breakpoints).
     let outerDimension: Int
-    let nodeX: [Double]
-    let nodeW: [Double]
-    let breakStart: [Int]
-    let breaks: [Double]
-    let labelStart: [Int]
-    let labels: [Int32]
+    /// The outer rules, coarsest first; the last is the finest (for k ≠ 2 the only one). See
+    /// `outerRule(for:)`.
+    let outerRules: [OuterRule]
     let binOrigin: Double
 
     /// Half-width of the z range the line structure covers (|z_i| ≤ range).
@@ -62,7 +62,14 @@ public final class OutputChannel: @unchecked Sendable {
     public var labelCount: Int { labelValues.count }
     /// The bin width of a binned output (nil for a discrete one).
     public var binWidth: Double? { if case let .binned(h) = alphabet { return h } else { return nil } }
-    public var nodeCount: Int { nodeW.count }
+    /// Noise variance of the label mixture: Δ less the variance h²/12 that binning a continuous output
+    /// already adds (Sheppard's correction), so the binned channel has the requested total noise.
+    public var mixtureNoise: Double {
+        if case let .binned(h) = alphabet, noise > 0 { return noise - h * h / 12 }
+        return noise
+    }
+    /// Number of outer nodes of the finest outer rule.
+    public var nodeCount: Int { outerRules[outerRules.count - 1].w.count }
     public var isDiscrete: Bool { if case .discrete = alphabet { return true } else { return false } }
 
     /// Builds the channel of `problem` (its target, k and Δ), with `resolution` the bin width for a
@@ -130,19 +137,39 @@ public final class OutputChannel: @unchecked Sendable {
             }
         }
         let builder = LineStructureBuilder(k: k, label: labelOf, refineJumps: discrete, refinement: refinement)
-        let built = builder.build()
-        nodeX = built.x; nodeW = built.w; breakStart = built.breakStart; breaks = built.breaks
-        labelStart = built.labelStart; labels = built.labels
+        let finest = builder.build()
+        // k = 2: coarser rules for wide priors, cells of twice the finest width, then 4×, … up to 2, each
+        // kept only if it reproduces the finest rule (`agrees`); the first that does not ends the ladder.
+        var rules = [finest]
+        let labelTotal = labelValues.count
+        if k == 2 {
+            var width = 2 * finest.width
+            while width <= 2 {
+                // The cells the check visits first, the rest only for a rule that passes.
+                let (lo, hi) = Self.agreementRange(width: width)
+                let middle = builder.buildCoarse(width: width, jumps: finest.jumps, from: lo, to: hi)
+                guard let ratio = Self.cellsPerScaleCandidates.first(where: {
+                    Self.agrees(middle, finest, cellsPerScale: $0, labels: labelTotal)
+                }) else { break }
+                var coarse = builder.buildCoarse(width: width, jumps: finest.jumps, from: -Self.range, to: lo)
+                coarse.append(middle)
+                coarse.append(builder.buildCoarse(width: width, jumps: finest.jumps, from: hi, to: Self.range))
+                coarse.cellsPerScale = ratio
+                rules.insert(coarse, at: 0)
+                width *= 2
+            }
+        }
+        outerRules = rules
         // Output moments under the prior, from the labels (exact for a discrete output; for a binned one the
         // grouped second moment exceeds E[g²] by the within-bin variance h²/12: Sheppard's correction).
         var mean = 0.0, second = 0.0
-        let prior = LinePrior(omega: [Double](repeating: 0, count: k), V: .identity(k))!
+        let prior = LinePrior(V: .identity(k))!
         let stride = 1 + k + k * k
         var acc = [Double](repeating: 0, count: labelValues.count * stride)
+        let zero = [Double](repeating: 0, count: k)
+        let rule = Self.outerRule(in: rules, outerDimension: k - 1, for: prior)
         acc.withUnsafeMutableBufferPointer { buffer in
-            Self.accumulate(prior, k: k, outerDimension: k - 1, nodeX: built.x, nodeW: built.w, breakStart: built.breakStart,
-                            breaks: built.breaks, labelStart: built.labelStart, labels: built.labels, secondMoments: true,
-                            into: buffer.baseAddress!)
+            Self.accumulate(rule, prior: prior, omega: zero, secondMoments: true, onlyLabel: -1, into: buffer.baseAddress!)
         }
         let labelValues = self.labelValues
         var sums = [Double](repeating: 0, count: stride)
@@ -204,25 +231,31 @@ public struct RegionMoments: Sendable {
     }
 }
 
-/// A Gaussian prior N(ω, V) on z, prepared for the line integrals: the outer marginal of
-/// (z₁, …, z_{k−1}) and the conditional of z_k.
+/// The covariance part of a Gaussian prior N(ω, V) on z, prepared for the line integrals: the outer
+/// marginal of (z₁, …, z_{k−1}) and the conditional of z_k. The mean ω is passed per call, so one
+/// `LinePrior` serves every ω of a state-evolution step or every sample of a GAMP iteration.
 struct LinePrior {
     let k: Int
-    let omega: [Double]
     /// V_oo⁻¹ (outer block inverse), the outer log-normaliser, the regression β = V_ko V_oo⁻¹ and
     /// the conditional standard deviation s of z_k.
     let outerInverse: [Double]
     let outerLogNorm: Double
     let beta: [Double]
     let s: Double
+    /// k = 2 only: the standard deviation √V₁₁ of the outer marginal (the window ω₁ ± 8.5√V₁₁ of outer
+    /// nodes visited) and the length scale min(√V₁₁, s/|β|) on which the outer integrand varies (the
+    /// conditional mean of z₂ moves by s over s/|β|); it selects the outer rule. 0 for k ≠ 2.
+    let outerDeviation: Double
+    let outerScale: Double
+    /// √V_ii of the outer coordinates (k ≥ 3: the box of base cells visited).
+    let outerDeviations: [Double]
 
-    init?(omega: [Double], V: Matrix) {
-        let k = omega.count
+    init?(V: Matrix) {
+        let k = V.rows
         self.k = k
-        self.omega = omega
         let o = k - 1
         if o == 0 {
-            outerInverse = []; outerLogNorm = 0; beta = []
+            outerInverse = []; outerLogNorm = 0; beta = []; outerDeviation = 0; outerScale = 0; outerDeviations = []
             guard V[0, 0] > 0 else { return nil }
             s = V[0, 0].squareRoot()
             return
@@ -241,6 +274,13 @@ struct LinePrior {
         for i in 0..<o { s2 -= b[i] * V[i, k - 1] }
         guard s2 > 0 else { return nil }
         s = s2.squareRoot()
+        outerDeviations = (0..<o).map { V[$0, $0].squareRoot() }
+        if o == 1 {
+            outerDeviation = V[0, 0].squareRoot()
+            outerScale = min(outerDeviation, s / max(abs(b[0]), 1e-300))
+        } else {
+            outerDeviation = 0; outerScale = 0
+        }
     }
 }
 
@@ -248,70 +288,177 @@ extension OutputChannel {
     /// Region moments of every label under z ~ N(ω, V) (see `RegionMoments`). V must be positive
     /// definite; returns nil otherwise.
     public func regionMoments(omega: [Double], V: Matrix, secondMoments: Bool = false) -> RegionMoments? {
-        guard let prior = LinePrior(omega: omega, V: V) else { return nil }
+        guard let prior = LinePrior(V: V) else { return nil }
+        return regionMoments(omega: omega, prior: prior, secondMoments: secondMoments)
+    }
+
+    /// Region moments under N(ω, V) with V prepared once (`LinePrior`), on the outer rule `rule`
+    /// (default: the coarsest one accurate for this V, see `outerRule(for:)`).
+    func regionMoments(omega: [Double], prior: LinePrior, secondMoments: Bool = false, rule: OuterRule? = nil) -> RegionMoments {
         var out = RegionMoments(k: k, labels: labelCount, secondMoments: secondMoments)
         out.values.withUnsafeMutableBufferPointer { acc in
-            Self.accumulate(prior, k: k, outerDimension: outerDimension, nodeX: nodeX, nodeW: nodeW, breakStart: breakStart,
-                            breaks: breaks, labelStart: labelStart, labels: labels, secondMoments: secondMoments,
-                            into: acc.baseAddress!)
+            omega.withUnsafeBufferPointer { w in
+                Self.accumulate(rule ?? outerRule(for: prior), prior: prior, omega: w.baseAddress!, secondMoments: secondMoments,
+                                onlyLabel: -1, into: acc.baseAddress!)
+            }
         }
         return out
     }
 
-    static func accumulate(_ prior: LinePrior, k: Int, outerDimension o: Int, nodeX: [Double], nodeW: [Double],
-                           breakStart: [Int], breaks: [Double], labelStart: [Int], labels: [Int32], secondMoments: Bool,
-                           into acc: UnsafeMutablePointer<Double>) {
+    /// The ratios (cell width)/(outer length scale `LinePrior.outerScale`) up to which a coarser k = 2
+    /// rule may be used, tried in this order: a rule keeps the first at which it passes `agrees`. With
+    /// 10 Gauss–Legendre nodes per cell the coarser rules differ from the finest, at h/scale ≤ 2, 2.5
+    /// and 4, by 3e-15, 3e-13 and 9e-10 for sign(z₁z₂) and by 1.4e-12, 3.7e-12 and 8e-8 for the kinked
+    /// sign(z₂ − |z₁|) (`StateEvolutionTests.outerRuleLevels`).
+    static let cellsPerScaleCandidates = [2.5, 2.0]
+
+    /// Accuracy a coarser k = 2 outer rule must show against the finest one to be used (all region
+    /// moments, second moments included, at the priors of `agrees`).
+    static let outerRuleTolerance = 1e-11
+
+    /// The means ω at which `agrees` compares the rules.
+    static let agreementMeans: [[Double]] = [[0.0, 0.0], [0.37, -0.61], [-1.3, 2.2]]
+
+    /// The range of z₁, in whole cells of `width`, that `agrees` visits (ω₁ ± 8.5σ for its means and the
+    /// widest σ = width/min(`cellsPerScaleCandidates`)): a coarser rule restricted to it gives the same
+    /// comparison, so the rest of the rule is built only when it passes.
+    static func agreementRange(width: Double) -> (Double, Double) {
+        let sigma = width / cellsPerScaleCandidates.min()!, means = agreementMeans.map { $0[0] }
+        let lo = ((means.min()! - 8.5 * sigma) / width).rounded(.down) * width
+        let hi = ((means.max()! + 8.5 * sigma) / width).rounded(.up) * width
+        return (max(lo, -range), min(hi, range))
+    }
+
+    /// Whether the coarser rule `coarse` reproduces `finest` to `outerRuleTolerance` at the narrowest
+    /// priors it would be chosen for with `cellsPerScale` (V = σ²I and a correlated V of outer scale σ,
+    /// σ = width/cellsPerScale, at three means). A line structure that is not smooth between the cell
+    /// boundaries (breakpoints with unbounded slope, as t = b/z₁ of z₁z₂ or t = ±√(1 − z₁²) of a circle)
+    /// fails this by orders of magnitude (1e-5 … 1e-3); such channels keep the finest rule alone.
+    static func agrees(_ coarse: OuterRule, _ finest: OuterRule, cellsPerScale: Double, labels: Int) -> Bool {
+        let sigma = coarse.width / cellsPerScale, v = sigma * sigma
+        let priors = [Matrix([[v, 0], [0, v]]), Matrix([[v, 0.5 * v], [0.5 * v, v]])].compactMap { LinePrior(V: $0) }
+        let stride = 1 + 2 + 4
+        var a = [Double](repeating: 0, count: labels * stride), b = a
+        for prior in priors {
+            for omega in agreementMeans {
+                a.withUnsafeMutableBufferPointer { acc in
+                    acc.update(repeating: 0)
+                    accumulate(coarse, prior: prior, omega: omega, secondMoments: true, onlyLabel: -1, into: acc.baseAddress!)
+                }
+                b.withUnsafeMutableBufferPointer { acc in
+                    acc.update(repeating: 0)
+                    accumulate(finest, prior: prior, omega: omega, secondMoments: true, onlyLabel: -1, into: acc.baseAddress!)
+                }
+                for (x, y) in zip(a, b) where !(abs(x - y) <= outerRuleTolerance) { return false }
+            }
+        }
+        return true
+    }
+
+    /// The outer rule for a prior: for k = 2 the coarsest rule whose cell width is at most its
+    /// `cellsPerScale` times the prior's outer length scale (the finest when none is), for k ≠ 2 the
+    /// single rule.
+    func outerRule(for prior: LinePrior) -> OuterRule {
+        Self.outerRule(in: outerRules, outerDimension: outerDimension, for: prior)
+    }
+
+    static func outerRule(in rules: [OuterRule], outerDimension: Int, for prior: LinePrior) -> OuterRule {
+        if outerDimension == 1 {
+            for rule in rules where rule.width <= rule.cellsPerScale * prior.outerScale { return rule }
+        }
+        return rules[rules.count - 1]
+    }
+
+    /// Adds the region moments under N(ω, V) (V in `prior`) to `acc`: every label at `l·stride` when
+    /// `onlyLabel < 0`, otherwise only label `onlyLabel`, at `acc[0 ..< stride]` (its segments alone
+    /// are integrated). stride = 1 + k (+ k² with second moments). Allocates nothing.
+    ///
+    /// Outer nodes farther than 8.5 standard deviations of the outer marginal from ω (relative
+    /// density e^{−36}) and breakpoints farther than 8.5 s from the conditional mean are skipped.
+    static func accumulate(_ rule: OuterRule, prior: LinePrior, omega: UnsafePointer<Double>, secondMoments: Bool,
+                           onlyLabel: Int, into acc: UnsafeMutablePointer<Double>) {
+        let k = prior.k, o = k - 1
         let stride = 1 + k + (secondMoments ? k * k : 0)
         let s = prior.s, window = 8.5
         let invSqrt2 = 1 / 2.0.squareRoot(), invSqrt2Pi = 1 / (2 * Double.pi).squareRoot()
-        var delta = [Double](repeating: 0, count: max(o, 1))
-        var dz = [Double](repeating: 0, count: k)  // (z − ω) of the outer part and e = c − ω_k
-        nodeW.withUnsafeBufferPointer { w in
-        nodeX.withUnsafeBufferPointer { x in
-        breaks.withUnsafeBufferPointer { br in
-        labels.withUnsafeBufferPointer { lb in
-            for n in 0..<w.count {
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: k) { dz in  // (z − ω) of the outer part
+        rule.w.withUnsafeBufferPointer { w in
+        rule.x.withUnsafeBufferPointer { x in
+        rule.breakStart.withUnsafeBufferPointer { breakStart in
+        rule.labelStart.withUnsafeBufferPointer { labelStart in
+        rule.breaks.withUnsafeBufferPointer { br in
+        rule.labels.withUnsafeBufferPointer { lb in
+        prior.outerInverse.withUnsafeBufferPointer { inverse in
+        prior.beta.withUnsafeBufferPointer { beta in
+            // Outer nodes to visit: for k = 2 (nodes sorted) those within ω₁ ± 8.5√V₁₁; for k ≥ 3 those of
+            // the base cells that meet the box ω_i ± 10√V_ii around the ellipse quad ≤ 100.
+            var first = 0, last = w.count
+            if o == 1 {
+                let lo = omega[0] - window * prior.outerDeviation, hi = omega[0] + window * prior.outerDeviation
+                var a = 0, b = w.count
+                while a < b { let m = (a + b) / 2; if x[m] < lo { a = m + 1 } else { b = m } }
+                first = a
+                b = w.count
+                while a < b { let m = (a + b) / 2; if x[m] <= hi { a = m + 1 } else { b = m } }
+                last = a
+            }
+            let cellCount = o >= 2 ? rule.cellSize.count : 1
+            var cell = 0
+            while cell < cellCount {
+            defer { cell += 1 }
+            if o >= 2 {
+                var meets = true
+                for i in 0..<o {
+                    let lower = rule.cellLower[cell * o + i], reach = 10 * prior.outerDeviations[i]
+                    if lower > omega[i] + reach || lower + rule.cellSize[cell] < omega[i] - reach { meets = false; break }
+                }
+                guard meets else { continue }
+                first = rule.cellNodeStart[cell]; last = rule.cellNodeStart[cell + 1]
+            }
+            var n = first
+            while n < last {
+                defer { n += 1 }
                 // Outer density and conditional mean of z_k.
                 var weight = w[n]
-                var c = prior.omega[k - 1]
+                var c = omega[k - 1]
                 if o > 0 {
                     var quad = 0.0
-                    for i in 0..<o { delta[i] = x[n * o + i] - prior.omega[i] }
+                    for i in 0..<o { dz[i] = x[n * o + i] - omega[i] }
                     for i in 0..<o {
                         var t = 0.0
-                        for j in 0..<o { t += prior.outerInverse[i * o + j] * delta[j] }
-                        quad += delta[i] * t
-                        c += prior.beta[i] * delta[i]
+                        for j in 0..<o { t += inverse[i * o + j] * dz[j] }
+                        quad += dz[i] * t
+                        c += beta[i] * dz[i]
                     }
-                    if quad > 2 * 40 * 40 { continue }
+                    if quad > 100 { continue }  // k ≥ 3: relative density < e^{−50}
                     weight *= exp(prior.outerLogNorm - 0.5 * quad)
-                    if weight < 1e-300 { continue }
                 }
-                for i in 0..<o { dz[i] = delta[i] }
-                let e = c - prior.omega[k - 1]
-                // Breakpoints inside the window c ± 9s.
+                let e = c - omega[k - 1]
+                // Breakpoints inside the window c ± 8.5s.
                 let b0 = breakStart[n], b1 = breakStart[n + 1], l0 = labelStart[n]
                 var j0 = b0, hi = b1
                 let tLo = c - window * s, tHi = c + window * s
                 while j0 < hi { let m = (j0 + hi) / 2; if br[m] <= tLo { j0 = m + 1 } else { hi = m } }
                 var j1 = j0
                 while j1 < b1 && br[j1] < tHi { j1 += 1 }
-                // Segments: label lb[l0 + (j − b0)] lies left of breakpoint j.
+                // Segments: label lb[l0 + (j − b0)] lies left of breakpoint j. With `onlyLabel`, Φ and φ are
+                // evaluated only at the ends of that label's segments.
                 var prevPhi = 0.0, prevPdf = 0.0, prevA = 0.0  // at −∞
                 var j = j0
                 while true {
                     let label = Int(lb[l0 + (j - b0)])
+                    let wanted = onlyLabel < 0 || label == onlyLabel
                     var Phi = 1.0, pdf = 0.0, a = 0.0
-                    if j < j1 {
+                    if j < j1 && (wanted || Int(lb[l0 + (j - b0) + 1]) == onlyLabel) {
                         a = (br[j] - c) / s
                         Phi = 0.5 * erfc(-a * invSqrt2)
                         pdf = invSqrt2Pi * exp(-0.5 * a * a)
                     }
                     let P = Phi - prevPhi
-                    if P > 0 || prevPdf != pdf {
+                    if wanted && (P > 0 || prevPdf != pdf) {
                         let m1 = prevPdf - pdf                    // E[(t − c)/s 1_seg]
                         let m2 = P + prevA * prevPdf - a * pdf    // E[((t − c)/s)² 1_seg]
-                        let base = acc + label * stride
+                        let base = onlyLabel < 0 ? acc + label * stride : acc
                         let wP = weight * P
                         base[0] += wP
                         for i in 0..<o { base[1 + i] += wP * dz[i] }
@@ -331,11 +478,48 @@ extension OutputChannel {
                     j += 1
                 }
             }
-        }}}}
+            }
+        }}}}}}}}}
     }
 }
 
 // MARK: - Building the line structure
+
+/// A composite Gauss–Legendre rule over the outer coordinates (z₁, …, z_{k−1}) with the line structure
+/// at its nodes: Lebesgue weights, and per node a slice of breakpoints (sorted) and labels (one more
+/// than breakpoints). For k = 2 the nodes are sorted by coordinate.
+struct OuterRule: Sendable {
+    /// Base cell width (cells are further split where the line structure jumps).
+    var width: Double
+    /// A coarser rule is used for priors whose outer length scale is at least width/cellsPerScale (set
+    /// when the rule passes `OutputChannel.agrees`); 0 for the finest, which serves every prior.
+    var cellsPerScale = 0.0
+    var x: [Double] = []
+    var w: [Double] = []
+    var breakStart: [Int] = [0]
+    var breaks: [Double] = []
+    var labelStart: [Int] = []
+    var labels: [Int32] = []
+    /// k ≥ 3: the base cells (lower corners, k − 1 each, and sizes) and the range of nodes each holds
+    /// (`cellNodeStart[c] ..< cellNodeStart[c + 1]`, its refinements included).
+    var cellLower: [Double] = []
+    var cellSize: [Double] = []
+    var cellNodeStart: [Int] = [0]
+    /// k = 2: the locations where the line structure jumps (cells refined down to the bisection
+    /// tolerance without becoming smooth); coarser rules put cell boundaries there.
+    var jumps: [Double] = []
+
+    /// Appends the nodes of `other` (which must lie to the right of these, keeping k = 2 rules sorted).
+    mutating func append(_ other: OuterRule) {
+        x += other.x
+        w += other.w
+        labelStart += other.labelStart.map { $0 + labels.count }
+        breakStart += other.breakStart.dropFirst().map { $0 + breaks.count }
+        breaks += other.breaks
+        labels += other.labels
+        jumps += other.jumps
+    }
+}
 
 /// Finds the breakpoints of the label along z_k-lines and the outer Gauss–Legendre nodes.
 struct LineStructureBuilder {
@@ -343,15 +527,6 @@ struct LineStructureBuilder {
     let label: (UnsafeBufferPointer<Double>) -> Int32
     let refineJumps: Bool
     let refinement: Int
-
-    struct Built {
-        var x: [Double] = []
-        var w: [Double] = []
-        var breakStart: [Int] = [0]
-        var breaks: [Double] = []
-        var labelStart: [Int] = []
-        var labels: [Int32] = []
-    }
 
     /// Scan resolution along a line and the bisection tolerance.
     static let scanPoints = 440
@@ -413,74 +588,108 @@ struct LineStructureBuilder {
         return out
     }
 
-    func build() -> Built {
-        var built = Built()
-        func add(_ prefix: [Double], _ weight: Double, _ l: (breaks: [Double], labels: [Int32])) {
-            built.x.append(contentsOf: prefix)
-            built.w.append(weight)
-            built.labelStart.append(built.labels.count)
-            built.breaks.append(contentsOf: l.breaks)
-            built.labels.append(contentsOf: l.labels)
-            built.breakStart.append(built.breaks.count)
+    /// Cell width and Gauss–Legendre order of the finest outer rule per outer dimension (before
+    /// `refinement` halvings), and the depth to which cells are halved at a jump.
+    var finest: (width: Double, order: Int, maxDepth: Int) {
+        switch k - 1 {
+        case 1: return (0.25, 10, 40)
+        case 2: return (0.5, 6, 7)
+        default: return (1.0, 4, 3)
         }
+    }
+
+    /// The finest outer rule: cells of width `finest.width`/2^refinement tiling [−R, R]^{k−1}, halved
+    /// where the line structure changes (a jump of a discrete g).
+    func build() -> OuterRule {
         let o = k - 1
+        let refinedWidth = finest.width / pow(2, Double(refinement))
+        var rule = OuterRule(width: refinedWidth)
         if o == 0 {
-            add([], 1, line([]))
-            return built
+            add([], 1, line([]), to: &rule)
+            return rule
         }
-        // Base cells and Gauss–Legendre order per outer dimension.
-        let (width, order, maxDepth): (Double, Int, Int) = {
-            switch o {
-            case 1: return (0.25, 10, 40)
-            case 2: return (0.5, 6, 7)
-            default: return (1.0, 4, 3)
-            }
-        }()
-        let refinedWidth = width / pow(2, Double(refinement))
-        let (gx, gw) = GSL.gaussLegendreUnit(order)
         let R = OutputChannel.range
         let cellsPerDim = Int((2 * R / refinedWidth).rounded())
         let h = 2 * R / Double(cellsPerDim)
-        func cell(_ lower: [Double], _ size: Double, _ depth: Int) {
-            // Nodes of the tensor rule on [lower, lower + size]^o.
-            var nodes: [([Double], Double, (breaks: [Double], labels: [Int32]))] = []
-            var idx = [Int](repeating: 0, count: o)
-            var signature: [Int32]?
-            var smooth = true
-            while true {
-                var p = [Double](repeating: 0, count: o), w = 1.0
-                for i in 0..<o { p[i] = lower[i] + size * gx[idx[i]]; w *= size * gw[idx[i]] }
-                let l = line(p)
-                if refineJumps && smooth {
-                    let sig = Self.signature(l)
-                    if let signature, signature != sig { smooth = false }
-                    signature = signature ?? sig
-                }
-                nodes.append((p, w, l))
-                var r = 0
-                while r < o { idx[r] += 1; if idx[r] < order { break }; idx[r] = 0; r += 1 }
-                if r == o { break }
-            }
-            if smooth || depth >= maxDepth {
-                for (p, w, l) in nodes { add(p, w, l) }
-                return
-            }
-            var child = [Int](repeating: 0, count: o)
-            while true {
-                cell((0..<o).map { lower[$0] + 0.5 * size * Double(child[$0]) }, 0.5 * size, depth + 1)
-                var r = 0
-                while r < o { child[r] += 1; if child[r] < 2 { break }; child[r] = 0; r += 1 }
-                if r == o { break }
-            }
-        }
         var idx = [Int](repeating: 0, count: o)
         while true {
-            cell((0..<o).map { -R + h * Double(idx[$0]) }, h, 0)
+            let lower = (0..<o).map { -R + h * Double(idx[$0]) }
+            cell(lower, h, 0, into: &rule)
+            if o >= 2 {
+                rule.cellLower += lower
+                rule.cellSize.append(h)
+                rule.cellNodeStart.append(rule.w.count)
+            }
             var r = 0
             while r < o { idx[r] += 1; if idx[r] < cellsPerDim { break }; idx[r] = 0; r += 1 }
             if r == o { break }
         }
-        return built
+        return rule
+    }
+
+    /// k = 2: a coarser outer rule with cells of width `width` (a power of two times the finest width)
+    /// whose boundaries are the multiples of `width` in (−R, R), ±R and the jump locations `jumps` of
+    /// the finest rule, so that every cell is smooth; 10 Gauss–Legendre nodes per cell.
+    /// Only the cells in [lo, hi] (multiples of `width` or ±R) are built when a range is given.
+    func buildCoarse(width: Double, jumps: [Double], from lo: Double = -OutputChannel.range,
+                     to hi: Double = OutputChannel.range) -> OuterRule {
+        precondition(k == 2)
+        var edges = [lo, hi] + jumps.filter { $0 > lo && $0 < hi }
+        var m = (lo / width).rounded(.up)
+        while m * width < hi { if m * width > lo { edges.append(m * width) }; m += 1 }
+        edges.sort()
+        var rule = OuterRule(width: width)
+        for (a, b) in zip(edges, edges.dropFirst()) where b - a > 4 * Self.tolerance {
+            cell([a], b - a, 0, into: &rule)
+        }
+        return rule
+    }
+
+    private func add(_ prefix: [Double], _ weight: Double, _ l: (breaks: [Double], labels: [Int32]), to rule: inout OuterRule) {
+        rule.x.append(contentsOf: prefix)
+        rule.w.append(weight)
+        rule.labelStart.append(rule.labels.count)
+        rule.breaks.append(contentsOf: l.breaks)
+        rule.labels.append(contentsOf: l.labels)
+        rule.breakStart.append(rule.breaks.count)
+    }
+
+    /// The tensor Gauss–Legendre rule on the cube [lower, lower + size]^{k−1}, or on its 2^{k−1} halves
+    /// when the line signature is not the same at all nodes (down to `finest.maxDepth` halvings).
+    private func cell(_ lower: [Double], _ size: Double, _ depth: Int, into rule: inout OuterRule) {
+        let o = k - 1
+        let (_, order, maxDepth) = finest
+        let (gx, gw) = GSL.gaussLegendreUnit(order)
+        var nodes: [([Double], Double, (breaks: [Double], labels: [Int32]))] = []
+        var idx = [Int](repeating: 0, count: o)
+        var signature: [Int32]?
+        var smooth = true
+        while true {
+            var p = [Double](repeating: 0, count: o), w = 1.0
+            for i in 0..<o { p[i] = lower[i] + size * gx[idx[i]]; w *= size * gw[idx[i]] }
+            let l = line(p)
+            if refineJumps && smooth {
+                let sig = Self.signature(l)
+                if let signature, signature != sig { smooth = false }
+                signature = signature ?? sig
+            }
+            nodes.append((p, w, l))
+            var r = 0
+            while r < o { idx[r] += 1; if idx[r] < order { break }; idx[r] = 0; r += 1 }
+            if r == o { break }
+        }
+        if smooth || depth >= maxDepth {
+            if !smooth && o == 1 { rule.jumps.append(lower[0] + 0.5 * size) }
+            for (p, w, l) in nodes { add(p, w, l, to: &rule) }
+            return
+        }
+        var child = [Int](repeating: 0, count: o)
+        while true {
+            cell((0..<o).map { lower[$0] + 0.5 * size * Double(child[$0]) }, 0.5 * size, depth + 1, into: &rule)
+            var r = 0
+            while r < o { child[r] += 1; if child[r] < 2 { break }; child[r] = 0; r += 1 }
+            if r == o { break }
+        }
     }
 }
 
@@ -500,32 +709,89 @@ extension OutputChannel: OutputDenoiser {
         }
     }
 
-    /// E[z | y, ω, V] and Cov[z | y, ω, V]: one label's moments without noise, the mixture over labels
-    /// with N(y; v_ℓ, Δ') weights (Δ' = Δ less the binning variance) with noise.
+    /// E[z | y, ω, V] and Cov[z | y, ω, V] (see `OutputChannelWorkspace.posterior`). Convenience form
+    /// that prepares V for this one call; GAMP uses the workspace, which allocates nothing per sample.
     public func posterior(y: Double, omega: [Double], V: Matrix, mean: inout [Double], covariance: inout [Double]) -> Bool {
-        guard let rm = regionMoments(omega: omega, V: V, secondMoments: true) else { return false }
-        var Z = 0.0
-        var mu = [Double](repeating: 0, count: k), S = [Double](repeating: 0, count: k * k)
-        var delta = noise
-        if case let .binned(h) = alphabet, delta > 0 { delta -= h * h / 12 }
-        func add(_ l: Int, _ a: Double) {
-            let base = l * rm.stride
-            Z += a * rm.values[base]
-            for i in 0..<k { mu[i] += a * rm.values[base + 1 + i] }
-            for i in 0..<(k * k) { S[i] += a * rm.values[base + 1 + k + i] }
+        let workspace = OutputChannelWorkspace(channel: self)
+        guard V.rows == k, V.values.withUnsafeBufferPointer({ workspace.setCovariance($0.baseAddress!) }) else { return false }
+        return omega.withUnsafeBufferPointer { w in
+            mean.withUnsafeMutableBufferPointer { m in
+                covariance.withUnsafeMutableBufferPointer { c in
+                    workspace.posterior(y: y, omega: w.baseAddress!, mean: m.baseAddress!, covariance: c.baseAddress!)
+                }
+            }
         }
-        if delta <= 0 {
-            add(label(ofOutput: y), 1)
+    }
+
+    public func makeWorkspace() -> any OutputDenoiserWorkspace { OutputChannelWorkspace(channel: self) }
+}
+
+/// Scratch space for the channel step of GAMP on one thread: the prior covariance V prepared once per
+/// iteration (`setCovariance`), then `posterior` per sample without allocating.
+public final class OutputChannelWorkspace: OutputDenoiserWorkspace {
+    public let channel: OutputChannel
+    private var prior: LinePrior?
+    private var rule: OuterRule?
+    /// Region moments (with second moments) of every label (noisy output) or of one (noiseless).
+    private let moments: UnsafeMutablePointer<Double>
+    private let capacity: Int
+    /// `OutputChannel.mixtureNoise`.
+    private let mixtureNoise: Double
+
+    public init(channel: OutputChannel) {
+        self.channel = channel
+        let k = channel.k
+        mixtureNoise = channel.mixtureNoise
+        capacity = (mixtureNoise > 0 ? channel.labelCount : 1) * (1 + k + k * k)
+        moments = .allocate(capacity: capacity)
+        moments.initialize(repeating: 0, count: capacity)
+    }
+
+    deinit { moments.deallocate() }
+
+    /// Prepares the prior covariance V (k×k, row-major, symmetric) for the following `posterior`
+    /// calls and picks the outer rule for it. False when V is not positive definite.
+    public func setCovariance(_ V: UnsafePointer<Double>) -> Bool {
+        let k = channel.k
+        prior = LinePrior(V: Matrix(rows: k, cols: k, values: Array(UnsafeBufferPointer(start: V, count: k * k))))
+        rule = prior.map { channel.outerRule(for: $0) }
+        return prior != nil
+    }
+
+    /// E[z | y, ω, V] into `mean` (k) and Cov[z | y, ω, V] into `covariance` (k×k, row-major), V from
+    /// `setCovariance`. Without noise only the observed label's segments are integrated; with noise the
+    /// labels within 9σ of y are mixed with weights N(y; v_ℓ, Δ'). False when y has no likelihood (or
+    /// no valid V was set).
+    public func posterior(y: Double, omega: UnsafePointer<Double>, mean: UnsafeMutablePointer<Double>,
+                          covariance: UnsafeMutablePointer<Double>) -> Bool {
+        guard let prior, let rule else { return false }
+        let k = channel.k, stride = 1 + k + k * k
+        moments.update(repeating: 0, count: capacity)
+        var Z = 0.0
+        for i in 0..<k { mean[i] = 0 }
+        for i in 0..<(k * k) { covariance[i] = 0 }
+        // mean and covariance hold the weighted sums Σ a μ_ℓ and Σ a S_ℓ until the end.
+        func add(_ base: UnsafeMutablePointer<Double>, _ a: Double) {
+            Z += a * base[0]
+            for i in 0..<k { mean[i] += a * base[1 + i] }
+            for i in 0..<(k * k) { covariance[i] += a * base[1 + k + i] }
+        }
+        if mixtureNoise <= 0 {
+            OutputChannel.accumulate(rule, prior: prior, omega: omega, secondMoments: true,
+                                     onlyLabel: channel.label(ofOutput: y), into: moments)
+            add(moments, 1)
         } else {
-            let sigma = delta.squareRoot()
-            for (l, v) in labelValues.enumerated() where abs(v - y) <= 9 * sigma {
-                let d = (y - v) / sigma
-                add(l, exp(-0.5 * d * d))
+            OutputChannel.accumulate(rule, prior: prior, omega: omega, secondMoments: true, onlyLabel: -1, into: moments)
+            let sigma = mixtureNoise.squareRoot()
+            for l in 0..<channel.labelCount where abs(channel.labelValues[l] - y) <= 9 * sigma {
+                let d = (y - channel.labelValues[l]) / sigma
+                add(moments + l * stride, exp(-0.5 * d * d))
             }
         }
         guard Z > 1e-300 else { return false }
-        for i in 0..<k { mean[i] = omega[i] + mu[i] / Z }
-        for i in 0..<k { for j in 0..<k { covariance[i * k + j] = S[i * k + j] / Z - (mu[i] / Z) * (mu[j] / Z) } }
+        for i in 0..<k { mean[i] /= Z }
+        for i in 0..<k { for j in 0..<k { covariance[i * k + j] = covariance[i * k + j] / Z - mean[i] * mean[j] } }
+        for i in 0..<k { mean[i] += omega[i] }
         return true
     }
 }

@@ -53,24 +53,23 @@ extension StateEvolution {
             for i in 0..<k { G[i, i] -= 1 }
             atoms.append(PriorConditional(weight: weight, y: y, mean: mu.map { $0 / Z }, G: G))
         }
-        if mixtureNoise <= 0 {
+        guard let mixture = noiseMixture else {
             for l in 0..<L {
                 let Z = rm.probability(l)
                 atom(weight: Z, y: values[l], Z: Z, mu: rm.firstMoment(l), S: rm.secondMoment(l).values)
             }
             return atoms
         }
-        let sigma = mixtureNoise.squareRoot(), norm = 1 / (2 * Double.pi * mixtureNoise).squareRoot()
-        for (y, wy) in zip(noiseGrid.nodes, noiseGrid.weights) {
+        for node in mixture.nodes {
             var Z = 0.0, mu = [Double](repeating: 0, count: k), S = [Double](repeating: 0, count: k * k)
-            for l in 0..<L where abs(values[l] - y) <= 9 * sigma {
-                let d = (y - values[l]) / sigma, a = norm * exp(-0.5 * d * d)
+            for c in 0..<node.count {
+                let l = node.firstLabel + c, a = mixture.weights[node.offset + c]
                 Z += a * rm.probability(l)
                 let base = l * rm.stride
                 for i in 0..<k { mu[i] += a * rm.values[base + 1 + i] }
                 for i in 0..<(k * k) { S[i] += a * rm.values[base + 1 + k + i] }
             }
-            atom(weight: wy * Z, y: y, Z: Z, mu: mu, S: S)
+            atom(weight: node.weight * Z, y: node.y, Z: Z, mu: mu, S: S)
         }
         return atoms
     }
