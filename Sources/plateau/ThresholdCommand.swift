@@ -18,12 +18,20 @@ struct ThresholdCommand: ParsableCommand {
 
     @OptionGroup var common: EstimationOptions
 
+    @Flag(name: .long, help: "Also the learning hierarchy: the rank of the uninformed state-evolution fixed point over α (log grid, bisection), i.e. which directions are learned from which α on (hierarchical thresholds). Costs many state-evolution runs.")
+    var hierarchy = false
+
+    @Option(name: .customLong("alpha-max"), help: "Upper end of the α range of --hierarchy.")
+    var alphaMax: Double = 20
+
     func run() throws {
         let problem = try common.problem()
         let started = Date()
         let se = try StateEvolution(problem: problem)
         let a = se.weakRecovery()
-        let record: [String: Any] = [
+        guard alphaMax.isFinite, alphaMax > 0.02 else { throw ValidationError("--alpha-max must be a finite number > 0.02 (got \(alphaMax))") }
+        let stages = hierarchy ? se.hierarchy(alphaMax: alphaMax) : []
+        var record: [String: Any] = [
             "alpha_c": a.alphaC == .infinity ? "inf" : a.alphaC as Any,
             "easy_threshold": a.easyThreshold == .infinity ? "inf" : a.easyThreshold as Any,
             "trivial_subspace": a.trivialSubspace,
@@ -35,6 +43,9 @@ struct ThresholdCommand: ParsableCommand {
             "target": problem.target.description, "k": problem.k, "noise": problem.noise,
             "channel": channelRecord(se),
         ]
+        if hierarchy {
+            record["hierarchy"] = stages.map { ["alpha": $0.alpha, "rank": $0.rank, "directions": $0.directions] as [String: Any] }
+        }
         let writer = try common.writer(default: "threshold")
         var report = record
         report["spec"] = problem.specTree
@@ -51,6 +62,10 @@ struct ThresholdCommand: ParsableCommand {
             print("trivial subspace: \(a.trivialSubspace.isEmpty ? "none" : a.trivialSubspace.map(vec).joined(separator: ", "))")
             print("λ_max(𝓕) = \(String(format: "%.10g", a.operatorTopEigenvalue)) (resolution \(String(format: "%.2g", a.operatorResolution))), easy threshold 1/λ_max = \(a.easyThreshold == .infinity ? "inf" : String(format: "%.10g", a.easyThreshold))")
             print("easy subspace: \(a.easySubspace.isEmpty ? "none" : a.easySubspace.map(vec).joined(separator: ", "))")
+            if hierarchy {
+                print(stages.isEmpty ? "hierarchy: nothing learned up to α = \(alphaMax)" : "hierarchy (rank of the uninformed fixed point):")
+                for s in stages { print("  from α = \(String(format: "%.4g", s.alpha)): \(s.rank) direction(s) \(s.directions.map(vec).joined(separator: ", "))") }
+            }
             print("wrote \(writer.path("threshold.json"))")
         }
     }

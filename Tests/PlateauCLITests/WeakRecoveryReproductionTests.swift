@@ -14,6 +14,7 @@ struct WeakRecoveryReproductionTests {
             "thresholds.csv": ["case", "target", "k", "noise", "output", "alpha_c", "reference", "reference_note", "lambda_max",
                                "trivial_dimension", "trivial_subspace", "easy_subspace", "seconds"],
             "se_curves.csv": ["case", "target", "alpha", "q", "mse", "iterations", "status"],
+            "hierarchy.csv": ["case", "target", "alpha", "rank", "directions"],
             "gamp.csv": ["case", "target", "alpha", "observable", "state_evolution", "gamp_mean", "gamp_se", "threshold", "agrees"],
         ]
         try ReproduceTests.checkFolder(folder, columns: columns, readme: ["Weak recovery", "α_c", "GAMP"],

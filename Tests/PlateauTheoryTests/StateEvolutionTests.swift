@@ -257,3 +257,40 @@ struct StateEvolutionTests {
         #expect(worst < 1e-10)
     }
 }
+
+/// The learning hierarchy from the rank of the uninformed fixed point.
+@Suite("AMP learning hierarchy")
+struct HierarchyTests {
+    @Test("sign(z₁z₂): both directions appear together at α_c = π²/4 (within the stated 1.4% resolution below it)")
+    func signProduct() throws {
+        let se = try StateEvolution(problem: StateEvolutionTests.problem("sign(z1*z2)", k: 2))
+        let stages = se.hierarchy(alphaMin: 0.5, alphaMax: 5, gridPoints: 6)
+        print("sign(z1 z2) hierarchy: \(stages.map { ($0.alpha, $0.rank) })")
+        #expect(stages.count == 1)
+        let alphaC = Double.pi * Double.pi / 4
+        #expect(stages.first?.rank == 2)
+        // Resolution (Hierarchy.swift): ln(ε/10⁻⁶)/T = ln(10³)/500 = 1.4% below, the bisection 0.1% above.
+        #expect(stages.first.map { $0.alpha > alphaC * (1 - 0.014) && $0.alpha < alphaC * 1.002 } ?? false)
+    }
+
+    @Test("sign committee sign(z₁) + sign(z₂): (1,1)/√2 is trivial (learned at any α > 0); (1,−1)/√2 only from a finite α on")
+    func committee() throws {
+        let se = try StateEvolution(problem: StateEvolutionTests.problem("sign(z1) + sign(z2)", k: 2))
+        let stages = se.hierarchy(alphaMin: 0.05, alphaMax: 20, gridPoints: 8)
+        print("sign committee hierarchy: \(stages.map { ($0.alpha, $0.rank, $0.directions) })")
+        // E[z | y = ±2] ∝ ±(1, 1) and E[z | y = 0] = 0: the trivial subspace is span(1, 1).
+        let trivial = se.weakRecovery().trivialSubspace
+        #expect(trivial.count == 1 && abs(abs(trivial[0][0] + trivial[0][1]) - 2.0.squareRoot()) < 1e-9)
+        #expect(stages.count == 2)
+        #expect(stages.first.map { $0.alpha == 0 && $0.rank == 1 } ?? false)
+        if stages.count == 2 {
+            #expect(stages[1].rank == 2 && stages[1].alpha > 0.05 && stages[1].alpha < 20)
+            // Below the second stage the fixed point has no (1, −1) component, above it a finite one.
+            let below = se.iterate(alpha: stages[1].alpha * 0.9, from: se.start(informed: false)).M
+            let above = se.iterate(alpha: stages[1].alpha * 1.2, from: se.start(informed: false)).M
+            let minus = { (m: Matrix) in (m[0, 0] + m[1, 1] - 2 * m[0, 1]) / 2 }
+            print("(1,−1) overlap at 0.9α_h: \(minus(below)), at 1.2α_h: \(minus(above))")
+            #expect(minus(below) < 1e-6 && minus(above) > 1e-3)
+        }
+    }
+}
