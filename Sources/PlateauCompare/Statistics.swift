@@ -26,11 +26,7 @@ public enum SeedStatistics {
 
     /// Sample mean and its standard error (sample standard deviation / √n); NaN error for n < 2.
     public static func meanAndStandardError(_ xs: [Double]) -> (mean: Double, standardError: Double) {
-        let n = Double(xs.count)
-        let m = xs.reduce(0, +) / n
-        guard xs.count > 1 else { return (m, .nan) }
-        let v = xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / (n - 1)
-        return (m, (v / n).squareRoot())
+        SampleStatistics.meanAndStandardError(xs)
     }
 
     /// The two-sided critical value for `comparisons` simultaneous tests at family-wise error

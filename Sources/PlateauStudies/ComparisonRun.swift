@@ -33,7 +33,7 @@ public struct ComparisonRun: Sendable {
         let scorer = (theoryModel as? OnlineSGDTheory) ?? (theoryModel as? OnlineSGDMap)?.theory ?? OnlineSGDTheory(experiment)
         let model: any OnlineTheoryModel = theoryModel ?? scorer
         let simulation = results.map { $0.trajectory(risk: scorer.risk) }
-        let slots = Slots<Trajectory>(count: results.count)
+        let slots = JobResults<Trajectory>(count: results.count)
         DispatchQueue.concurrentPerform(iterations: results.count) { i in
             let r = results[i]
             slots.set(i, r.overlaps.isEmpty ? Trajectory(observables: simulation[i].observables)
@@ -44,13 +44,4 @@ public struct ComparisonRun: Sendable {
         return ComparisonRun(experiment: experiment, dimension: dimension, seeds: results, simulation: simulation,
                              theory: theory, report: report)
     }
-}
-
-/// Per-index results filled from concurrent workers.
-final class Slots<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var slots: [T?]
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ t: T) { lock.lock(); slots[i] = t; lock.unlock() }
-    var values: [T] { slots.map { $0! } }
 }

@@ -115,22 +115,13 @@ public enum Reproductions {
     /// results are in job order, independent of scheduling.
     static func parallel<J: Sendable, R: Sendable>(_ jobs: [J], stage: String, _ progress: @escaping ReproductionProgress,
                                                    _ body: @escaping @Sendable (J) -> R) -> [R] {
-        let slots = Slots<R>(count: jobs.count)
-        let done = Counter()
+        let slots = JobResults<R>(count: jobs.count)
         progress(stage, 0)
         DispatchQueue.concurrentPerform(iterations: jobs.count) { i in
-            slots.set(i, body(jobs[i]))
-            progress(stage, Double(done.increment()) / Double(jobs.count))
+            progress(stage, Double(slots.set(i, body(jobs[i]))) / Double(jobs.count))
         }
         return slots.values
     }
-}
-
-/// A thread-safe count of finished jobs.
-private final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    func increment() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value }
 }
 
 // MARK: - Files

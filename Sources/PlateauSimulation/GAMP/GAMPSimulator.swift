@@ -108,7 +108,7 @@ public struct GAMPResult: Sendable, Hashable {
             let present = seeds.filter { $0.Q.count > t }
             let (mQ, sQ) = GAMPSimulator.meanAndStandardError(present.map { $0.Q[t] })
             let (mM, sM) = GAMPSimulator.meanAndStandardError(present.map { $0.M[t] })
-            let (mq, sq) = GAMPSimulator.meanAndStandardError(present.map { $0.q[t] })
+            let (mq, sq) = SampleStatistics.meanAndStandardError(present.map { $0.q[t] })
             return GAMPIterationSummary(iteration: t, count: present.count, meanQ: mQ, standardErrorQ: sQ,
                                         meanM: mM, standardErrorM: sM, meanq: mq, standardErrorq: sq)
         }
@@ -165,16 +165,16 @@ public enum GAMPSimulator {
         }
         let count = options.seeds
         let workers = min(count, options.threads > 0 ? options.threads : ProcessInfo.processInfo.activeProcessorCount)
-        let slots = GAMPSlots(count: count)
+        let slots = JobResults<GAMPSeedRun>(count: count)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var s = worker
             while s < count {
                 let seed = SeedSequence.seed(master: options.masterSeed, index: s)
-                slots.store(s, simulate(problem: problem, alpha: alpha, denoiser: denoiser, options: options, seed: seed))
+                slots.set(s, simulate(problem: problem, alpha: alpha, denoiser: denoiser, options: options, seed: seed))
                 s += workers
             }
         }
-        return GAMPResult(alpha: alpha, options: options, seeds: slots.collect())
+        return GAMPResult(alpha: alpha, options: options, seeds: slots.values)
     }
 
     /// One seed after validation.
@@ -205,40 +205,11 @@ public enum GAMPSimulator {
 
     static func trace(_ m: Matrix) -> Double { (0..<m.rows).reduce(0) { $0 + m[$1, $1] } }
 
-    /// Sample mean and standard error (sample standard deviation/√n; NaN for n < 2).
-    static func meanAndStandardError(_ xs: [Double]) -> (Double, Double) {
-        let n = Double(xs.count)
-        let m = xs.reduce(0, +) / n
-        guard xs.count > 1 else { return (m, .nan) }
-        let v = xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)
-        return (m, (v / n).squareRoot())
-    }
-
     /// Entry-wise mean and standard error of equally shaped matrices.
     static func meanAndStandardError(_ ms: [Matrix]) -> (Matrix, Matrix) {
         let r = ms[0].rows, c = ms[0].cols
         var mean = Matrix(rows: r, cols: c), se = Matrix(rows: r, cols: c)
-        for e in 0..<(r * c) { (mean.values[e], se.values[e]) = meanAndStandardError(ms.map { $0.values[e] }) }
+        for e in 0..<(r * c) { (mean.values[e], se.values[e]) = SampleStatistics.meanAndStandardError(ms.map { $0.values[e] }) }
         return (mean, se)
-    }
-}
-
-/// Per-index result storage for concurrent seeds.
-private final class GAMPSlots: @unchecked Sendable {
-    private let lock = NSLock()
-    private var runs: [GAMPSeedRun?]
-
-    init(count: Int) { runs = Array(repeating: nil, count: count) }
-
-    func store(_ i: Int, _ r: GAMPSeedRun) {
-        lock.lock()
-        runs[i] = r
-        lock.unlock()
-    }
-
-    func collect() -> [GAMPSeedRun] {
-        lock.lock()
-        defer { lock.unlock() }
-        return runs.map { $0! }
     }
 }

@@ -30,20 +30,20 @@ public enum OnlineSGDSimulator {
                            parallel: Bool, progress: (@Sendable (Double) -> Void)? = nil) throws -> [SeedResult] {
         try options.validate(for: experiment)
         guard count >= 0 else { throw SpecError(field: "simulation.seeds", value: "\(count)", reason: "must be an integer ≥ 0") }
-        let slots = ResultSlots(count: count)
+        let slots = JobResults<Result<SeedResult, any Error>>(count: count)
         let tracker = progress.map { ProgressTracker(count: count, report: $0) }
         let body: @Sendable (Int) -> Void = { i in
             let seed = SeedSequence.seed(master: masterSeed, index: i)
             var report: (@Sendable (Double) -> Void)? = nil
             if let tracker { report = { fraction in tracker.update(i, fraction) } }
-            slots.store(i, Result { try simulate(experiment, options: options, seed: seed, progress: report) })
+            slots.set(i, Result { try simulate(experiment, options: options, seed: seed, progress: report) })
         }
         if parallel {
             DispatchQueue.concurrentPerform(iterations: count, execute: body)
         } else {
             for i in 0..<count { body(i) }
         }
-        return try slots.collect()
+        return try slots.values.map { try $0.get() }
     }
 
     /// The run itself, after validation.
@@ -84,26 +84,6 @@ public enum OnlineSGDSimulator {
         }
         progress?(1)
         return result
-    }
-}
-
-/// Per-index result storage for concurrent seeds.
-private final class ResultSlots: @unchecked Sendable {
-    private let lock = NSLock()
-    private var results: [Result<SeedResult, any Error>?]
-
-    init(count: Int) { results = Array(repeating: nil, count: count) }
-
-    func store(_ i: Int, _ r: Result<SeedResult, any Error>) {
-        lock.lock()
-        results[i] = r
-        lock.unlock()
-    }
-
-    func collect() throws -> [SeedResult] {
-        lock.lock()
-        defer { lock.unlock() }
-        return try results.map { try $0!.get() }
     }
 }
 

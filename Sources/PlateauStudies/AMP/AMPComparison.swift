@@ -58,7 +58,7 @@ public struct AMPComparison: Sendable {
         // (symmetrised), as the online comparisons start from the realised overlaps: its O(√(ε/d))
         // asymmetries grow along the degenerate directions of 𝓕 exactly as GAMP's do.
         let theoryAlpha = theoryAlpha ?? alpha
-        let slots = Slots<Trajectory>(count: gamp.seeds.count)
+        let slots = JobResults<Trajectory>(count: gamp.seeds.count)
         DispatchQueue.concurrentPerform(iterations: gamp.seeds.count) { s in
             let start = gamp.seeds[s].M.first.map(Self.admissibleStart) ?? nil
             let iterates = Self.iterates(se, alpha: theoryAlpha, from: start ?? se.start(informed: options.informed),
@@ -78,10 +78,9 @@ public struct AMPComparison: Sendable {
     static func iterates(_ se: StateEvolution, alpha: Double, from start: Matrix, iterations: Int) -> [Matrix] {
         var history = [start]
         var M = history[0]
-        let damping = se.problem.settings.damping
         for _ in 0..<iterations {
-            guard let next = se.step(M, alpha: alpha) else { break }
-            M = (1 - damping) * next + damping * M
+            guard let next = se.dampedStep(M, alpha: alpha) else { break }
+            M = next
             history.append(M)
         }
         while history.count < iterations + 1 { history.append(Matrix(rows: M.rows, cols: M.cols, repeating: .nan)) }

@@ -35,9 +35,9 @@ extension StateEvolution {
     public func hierarchy(alphaMin: Double = 0.02, alphaMax: Double = 20, gridPoints: Int = 16,
                           tolerance: Double = 1e-3) -> [LearningStage] {
         let grid = (0..<gridPoints).map { alphaMin * pow(alphaMax / alphaMin, Double($0) / Double(gridPoints - 1)) }
-        let slots = OrderedSlots<[[Double]]>(count: grid.count)
-        DispatchQueue.concurrentPerform(iterations: grid.count) { i in _ = slots.set(i, learnedDirections(alpha: grid[i])) }
-        let learned = slots.values.map { $0! }
+        let slots = JobResults<[[Double]]>(count: grid.count)
+        DispatchQueue.concurrentPerform(iterations: grid.count) { i in slots.set(i, learnedDirections(alpha: grid[i])) }
+        let learned = slots.values
         var stages: [LearningStage] = []
         if !learned[0].isEmpty {
             let trivial = weakRecovery().trivialSubspace

@@ -116,25 +116,9 @@ public final class OutputChannel: @unchecked Sendable {
         }
         // Line structure.
         outerDimension = k - 1
-        let labelOf: (UnsafeBufferPointer<Double>) -> Int32
-        switch alphabet {
-        case let .discrete(v):
-            labelOf = { zz in
-                let y = g.value(zz)
-                var lo = 0, hi = v.count - 1
-                while lo < hi { let m = (lo + hi) / 2; if v[m] < y { lo = m + 1 } else { hi = m } }
-                // nearest of v[lo - 1], v[lo]
-                if lo > 0 && abs(v[lo - 1] - y) < abs(v[lo] - y) { return Int32(lo - 1) }
-                return Int32(lo)
-            }
-        case let .binned(h):
-            let origin = binOrigin, last = labelValues.count - 1
-            labelOf = { zz in
-                let y = g.value(zz)
-                if !(y >= origin) { return 0 }
-                let b = Int(((y - origin) / h).rounded(.down)) + 1
-                return Int32(min(b, last))
-            }
+        let (alphabet, origin, count) = (self.alphabet, binOrigin, labelValues.count)
+        let labelOf: (UnsafeBufferPointer<Double>) -> Int32 = { zz in
+            Int32(Self.label(ofOutput: g.value(zz), alphabet: alphabet, binOrigin: origin, labelCount: count))
         }
         let builder = LineStructureBuilder(k: k, label: labelOf, refineJumps: discrete, refinement: refinement)
         let finest = builder.build()
@@ -698,11 +682,17 @@ struct LineStructureBuilder {
 extension OutputChannel: OutputDenoiser {
     /// The label of an observed output: the nearest discrete value, or the bin of y.
     public func label(ofOutput y: Double) -> Int {
+        Self.label(ofOutput: y, alphabet: alphabet, binOrigin: binOrigin, labelCount: labelCount)
+    }
+
+    /// The nearest discrete value (binary search), or the bin of y (the outer bins reach ±∞).
+    static func label(ofOutput y: Double, alphabet: Alphabet, binOrigin: Double, labelCount: Int) -> Int {
         switch alphabet {
         case let .discrete(v):
-            var best = 0
-            for i in 1..<v.count where abs(v[i] - y) < abs(v[best] - y) { best = i }
-            return best
+            var lo = 0, hi = v.count - 1
+            while lo < hi { let m = (lo + hi) / 2; if v[m] < y { lo = m + 1 } else { hi = m } }
+            // the nearest of v[lo − 1] and v[lo]
+            return lo > 0 && abs(v[lo - 1] - y) < abs(v[lo] - y) ? lo - 1 : lo
         case let .binned(h):
             guard y >= binOrigin else { return 0 }
             return min(Int(((y - binOrigin) / h).rounded(.down)) + 1, labelCount - 1)

@@ -46,7 +46,8 @@ public final class StateEvolution: @unchecked Sendable {
     let omegaNodeCap: Int
     /// The y-grid and label weights of the noise mixture (nil without noise).
     let noiseMixture: NoiseMixture?
-    public let mixtureNoise: Double
+    /// The noise variance of the label mixture (`OutputChannel.mixtureNoise`).
+    public var mixtureNoise: Double { channel.mixtureNoise }
 
     public init(problem: EstimationProblem, channel: OutputChannel? = nil) throws {
         try problem.validate()
@@ -55,13 +56,9 @@ public final class StateEvolution: @unchecked Sendable {
         let k = problem.k
         omegaNodes = problem.settings.omegaNodes > 0 ? problem.settings.omegaNodes : [0, 40, 24, 8, 6][k]
         omegaNodeCap = problem.settings.omegaNodes > 0 ? problem.settings.omegaNodes : [0, 400, 64, 16, 8][k]
-        var delta = problem.noise
-        if case let .binned(h) = self.channel.alphabet, delta > 0 { delta -= h * h / 12 }
-        mixtureNoise = delta
+        let delta = self.channel.mixtureNoise
         if delta > 0 {
-            var binWidth: Double?
-            if case let .binned(h) = self.channel.alphabet { binWidth = h }
-            noiseMixture = NoiseMixture(labelValues: self.channel.labelValues, variance: delta, binWidth: binWidth)
+            noiseMixture = NoiseMixture(labelValues: self.channel.labelValues, variance: delta, binWidth: self.channel.binWidth)
         } else {
             noiseMixture = nil
         }
@@ -186,6 +183,13 @@ public final class StateEvolution: @unchecked Sendable {
         return next
     }
 
+    /// One step with the settings' damping β: (1 − β)·step(M) + β·M.
+    public func dampedStep(_ M: Matrix, alpha: Double) -> Matrix? {
+        guard let next = step(M, alpha: alpha) else { return nil }
+        let beta = problem.settings.damping
+        return (1 - beta) * next + beta * M
+    }
+
     /// The Bayes-optimal test error at overlap M: Δ + E[g²] − E_ω[E[g | ω, V]²].
     public func mse(_ M: Matrix) -> Double {
         guard let (_, meanSquare) = averages(M, nodes: omegaNodes(for: M)) else { return .nan }
@@ -206,8 +210,7 @@ public final class StateEvolution: @unchecked Sendable {
         var status = ConvergenceStatus.maxIterations
         var iterations = 0
         while iterations < s.maxIterations {
-            guard let next = step(M, alpha: alpha) else { status = .failed; break }
-            let damped = (1 - s.damping) * next + s.damping * M
+            guard let damped = dampedStep(M, alpha: alpha) else { status = .failed; break }
             iterations += 1
             let change = zip(damped.values, M.values).map { abs($0 - $1) }.max() ?? 0
             M = damped
@@ -240,27 +243,11 @@ extension StateEvolution {
     /// The fixed points over an α grid, on all cores (each α is independent, so the result does not
     /// depend on scheduling). `progress` is called with the fraction of α points done.
     public func curve(alphas: [Double], progress: @escaping @Sendable (Double) -> Void = { _ in }) -> [[StateEvolutionRun]] {
-        let slots = OrderedSlots<[StateEvolutionRun]>(count: alphas.count)
+        let slots = JobResults<[StateEvolutionRun]>(count: alphas.count)
         DispatchQueue.concurrentPerform(iterations: alphas.count) { i in
             let done = slots.set(i, fixedPoints(alpha: alphas[i]))
             progress(Double(done) / Double(alphas.count))
         }
-        return slots.values.map { $0! }
+        return slots.values
     }
-}
-
-/// Results of parallel jobs kept in job order.
-final class OrderedSlots<R>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [R?]
-    private var filled = 0
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-    /// Stores result i and returns how many are stored.
-    func set(_ i: Int, _ value: R) -> Int {
-        lock.lock(); defer { lock.unlock() }
-        storage[i] = value
-        filled += 1
-        return filled
-    }
-    var values: [R?] { lock.lock(); defer { lock.unlock() }; return storage }
 }
