@@ -22,6 +22,6 @@ struct PlateauCommand: ParsableCommand {
         \(Experiment.sampleYAML)
         """,
         version: PlateauVersion.string,
-        subcommands: [ODECommand.self, SimulateCommand.self, CompareCommand.self, SECommand.self, ThresholdCommand.self, GAMPCommand.self,
+        subcommands: [ODECommand.self, SimulateCommand.self, CompareCommand.self, SECommand.self, ThresholdCommand.self, GAMPCommand.self, SpectralCommand.self,
                       DescribeCommand.self, ReproduceCommand.self])
 }

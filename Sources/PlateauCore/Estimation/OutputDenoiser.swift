@@ -11,6 +11,13 @@ public protocol OutputDenoiser: Sendable {
     func posterior(y: Double, omega: [Double], V: Matrix, mean: inout [Double], covariance: inout [Double]) -> Bool
     /// A scratch object for the allocation-free per-sample path (one per thread).
     func makeWorkspace() -> any OutputDenoiserWorkspace
+    /// When the posterior depends on y only through a discrete class (a noiseless output: its label or
+    /// bin), that class; nil otherwise. Lets a caller evaluate the posterior once per class.
+    func outputClass(y: Double) -> Int?
+}
+
+extension OutputDenoiser {
+    public func outputClass(y: Double) -> Int? { nil }
 }
 
 /// Per-thread scratch space of an `OutputDenoiser`: V is prepared once (it is shared by all samples of

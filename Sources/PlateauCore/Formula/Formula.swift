@@ -13,6 +13,8 @@ public enum VariableSet: Sendable, Hashable, CustomStringConvertible {
     case target(k: Int)
     /// An activation σ(x): the single name `x`.
     case activation
+    /// A preprocessing p(y) of an output (spectral methods): the single name `y`.
+    case preprocessing
 
     /// The largest k of a target (variables `z1` … `z64`).
     public static let maximumTargetIndices = 64
@@ -21,7 +23,7 @@ public enum VariableSet: Sendable, Hashable, CustomStringConvertible {
     public var count: Int {
         switch self {
         case let .target(k): return k
-        case .activation: return 1
+        case .activation, .preprocessing: return 1
         }
     }
 
@@ -30,6 +32,7 @@ public enum VariableSet: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .target: return "z\(index)"
         case .activation: return "x"
+        case .preprocessing: return "y"
         }
     }
 
@@ -37,6 +40,7 @@ public enum VariableSet: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case let .target(k): return k == 1 ? "target (k = 1: z1)" : "target (k = \(k): z1…z\(k))"
         case .activation: return "activation (x)"
+        case .preprocessing: return "preprocessing (y)"
         }
     }
 }

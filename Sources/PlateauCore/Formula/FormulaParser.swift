@@ -321,6 +321,11 @@ struct ExpressionParser {
             if name == "z" || Self.variableIndex(name) != nil {
                 throw error(token, "\(name) is not a variable of an activation (use x)")
             }
+        case .preprocessing:
+            if name == "y" { return .variable(1) }
+            if name == "x" || name == "z" || Self.variableIndex(name) != nil {
+                throw error(token, "\(name) is not a variable of a preprocessing (use y)")
+            }
         case let .target(k):
             if name == "z" {
                 if k == 1 { return .variable(1) }

@@ -117,3 +117,46 @@ final class GSLIntegrand {
         return body(&function)
     }
 }
+
+extension GSL {
+    /// x solving A x = b by GSL's LU decomposition with partial pivoting; nil when A is singular.
+    static func solve(_ A: PlateauCore.Matrix, _ b: [Double]) -> [Double]? {
+        let n = A.rows
+        precondition(A.cols == n && b.count == n)
+        guard n > 0 else { return [] }
+        _ = ready
+        let a = gsl_matrix_alloc(n, n)!, p = gsl_permutation_alloc(n)!, rhs = gsl_vector_alloc(n)!, x = gsl_vector_alloc(n)!
+        defer { gsl_matrix_free(a); gsl_permutation_free(p); gsl_vector_free(rhs); gsl_vector_free(x) }
+        for i in 0..<n { for j in 0..<n { gsl_matrix_set(a, i, j, A[i, j]) }; gsl_vector_set(rhs, i, b[i]) }
+        var sign: Int32 = 0
+        guard gsl_linalg_LU_decomp(a, p, &sign) == GSL_SUCCESS else { return nil }
+        if (0..<n).contains(where: { gsl_matrix_get(a, $0, $0) == 0 }) { return nil }
+        guard gsl_linalg_LU_solve(a, p, rhs, x) == GSL_SUCCESS else { return nil }
+        let out = (0..<n).map { gsl_vector_get(x, $0) }
+        return out.allSatisfy(\.isFinite) ? out : nil
+    }
+
+    /// Eigenvalues (real and imaginary parts, by descending real part) and the real parts of the
+    /// eigenvectors (columns, unit norm, same order) of a general real matrix, by GSL's nonsymmetric
+    /// eigen-solver (Francis QR); nil when it does not converge.
+    static func nonsymmetricEigen(_ m: PlateauCore.Matrix) -> (real: [Double], imaginary: [Double], vectors: PlateauCore.Matrix)? {
+        let n = m.rows
+        guard n > 0 else { return ([], [], m) }
+        _ = ready
+        let a = gsl_matrix_alloc(n, n)!, eval = gsl_vector_complex_alloc(n)!, evec = gsl_matrix_complex_alloc(n, n)!
+        let work = gsl_eigen_nonsymmv_alloc(n)!
+        defer { gsl_matrix_free(a); gsl_vector_complex_free(eval); gsl_matrix_complex_free(evec); gsl_eigen_nonsymmv_free(work) }
+        for i in 0..<n { for j in 0..<n { gsl_matrix_set(a, i, j, m[i, j]) } }
+        guard gsl_eigen_nonsymmv(a, eval, evec, work) == GSL_SUCCESS else { return nil }
+        gsl_eigen_nonsymmv_sort(eval, evec, GSL_EIGEN_SORT_VAL_DESC)  // by modulus: re-sorted below
+        let values = (0..<n).map { gsl_vector_complex_get(eval, $0) }
+        let order = (0..<n).sorted { values[$0].dat.0 > values[$1].dat.0 }
+        var vectors = PlateauCore.Matrix(rows: n, cols: n)
+        for (c, e) in order.enumerated() {
+            var norm = 0.0
+            for i in 0..<n { let z = gsl_matrix_complex_get(evec, i, e); vectors[i, c] = z.dat.0; norm += z.dat.0 * z.dat.0 }
+            if norm > 0 { for i in 0..<n { vectors[i, c] /= norm.squareRoot() } }
+        }
+        return (order.map { values[$0].dat.0 }, order.map { values[$0].dat.1 }, vectors)
+    }
+}

@@ -714,6 +714,9 @@ extension OutputChannel: OutputDenoiser {
     }
 
     public func makeWorkspace() -> any OutputDenoiserWorkspace { OutputChannelWorkspace(channel: self) }
+
+    /// The label of y for a noiseless output (the posterior depends on y only through it); nil with noise.
+    public func outputClass(y: Double) -> Int? { noise > 0 ? nil : label(ofOutput: y) }
 }
 
 /// Scratch space for the channel step of GAMP on one thread: the prior covariance V prepared once per

@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+
+/// `plateau spectral`: the JSON record per α, the finite-d columns and refused input.
+@Suite("plateau spectral")
+struct SpectralCLITests {
+    typealias CLI = CLITests
+
+    @Test("--format json: one record per α with alpha, m2_L, m2_T, outlier_L, bulk_radius_L, bulk_edge_T, and _sim/_sim_se at finite d")
+    func json() throws {
+        let folder = CLI.temporaryFolder()
+        let spec = try CLI.writeSpec("teacher: {k: 2, target: \"sign(z1*z2)\"}\ntraining: {protocol: amp}\n", in: folder)
+        let r = try CLI.run(["spectral", "--spec", spec, "--alpha", "2,8", "--dimension", "200", "--seeds", "2", "--format", "json",
+                             "--out", folder.path, "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let record = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let points = record["points"] as! [[String: Any]]
+        #expect(points.count == 2)
+        for key in ["alpha", "m2_L", "m2_T", "outlier_L", "bulk_radius_L", "bulk_edge_T", "m2_L_sim", "m2_L_sim_se", "m2_T_sim"] {
+            #expect(points.allSatisfy { $0[key] is Double }, "\(key)")
+        }
+        #expect(abs((points[1]["m2_L"] as! Double) - (1 - Double.pi * Double.pi / 32)) < 1e-9)
+        #expect(points[0]["m2_L"] as! Double == 0)
+        let csv = try String(contentsOf: folder.appendingPathComponent("spectral.csv"), encoding: .utf8)
+        #expect(csv.hasPrefix("alpha,m2_L,"))
+    }
+
+    @Test("bad input is refused naming the field and the value: a preprocessing in x, a trivial target, a tiny dimension")
+    func refused() throws {
+        let folder = CLI.temporaryFolder()
+        let spec = try CLI.writeSpec("teacher: {k: 1, target: \"z1^2\"}\ntraining: {protocol: amp}\n", in: folder)
+        let bad = try CLI.run(["spectral", "--spec", spec, "--alpha", "1", "--preprocessing", "1 - 1/x", "--out", folder.path])
+        #expect(bad.status == 64 && bad.stderr.contains("--preprocessing") && bad.stderr.contains("x"), "\(bad.stderr)")
+        let trivial = try CLI.writeSpec("teacher: {k: 1, target: \"z1 + z1^2\"}\ntraining: {protocol: amp}\n", in: folder)
+        let t = try CLI.run(["spectral", "--spec", trivial, "--alpha", "1", "--out", folder.path])
+        #expect(t.status == 64 && t.stderr.contains("teacher.target"), "\(t.stderr)")
+        let small = try CLI.run(["spectral", "--spec", spec, "--alpha", "1", "--dimension", "2", "--out", folder.path])
+        #expect(small.status == 64 && small.stderr.contains("spectral.dimension") && small.stderr.contains("2"), "\(small.stderr)")
+    }
+}
