@@ -4,6 +4,7 @@
 //   swift run -c release --scratch-path ../.build-bench simulator-timing    (plain timing, no plugin)
 //   swift run -c release --scratch-path ../.build-bench route-timing        (ODE right-hand side per expectation route)
 //   swift run -c release --scratch-path ../.build-bench amp-timing          (α_c, SE curve, GAMP iteration vs its products)
+//   swift run -c release --scratch-path ../.build-bench spectral-timing     (L and T solves vs their products and LAPACK)
 import PackageDescription
 
 let package = Package(
@@ -54,5 +55,13 @@ let package = Package(
                 .product(name: "PlateauCore", package: "Plateau"),
             ],
             path: "Tools/AMPTiming"),
+        .executableTarget(
+            name: "spectral-timing",
+            dependencies: [
+                .product(name: "PlateauTheory", package: "Plateau"),
+                .product(name: "PlateauSimulation", package: "Plateau"),
+                .product(name: "PlateauCore", package: "Plateau"),
+            ],
+            path: "Tools/SpectralTiming"),
     ]
 )

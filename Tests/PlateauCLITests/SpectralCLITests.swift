@@ -37,4 +37,19 @@ struct SpectralCLITests {
         let small = try CLI.run(["spectral", "--spec", spec, "--alpha", "1", "--dimension", "2", "--out", folder.path])
         #expect(small.status == 64 && small.stderr.contains("spectral.dimension") && small.stderr.contains("2"), "\(small.stderr)")
     }
+
+    @Test("reproduce spectral-transition --quick writes theory, finite-d and spectrum CSVs, specs, README and notebook; every row agrees")
+    func reproduction() throws {
+        let folder = CLI.temporaryFolder()
+        let r = try CLI.run(["reproduce", "spectral-transition", "--quick", "--quiet", "--out", folder.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        for file in ["README.md", "plot.ipynb", "theory.csv", "finite_d.csv", "spectrum_L.csv", "specs/phase-retrieval.yaml"] {
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(file).path), "\(file)")
+        }
+        let finite = try String(contentsOf: folder.appendingPathComponent("finite_d.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(finite.first == "case,target,dimension,alpha,observable,theory,mean,se,threshold,agrees")
+        #expect(finite.count > 2 && finite.dropFirst().allSatisfy { $0.hasSuffix(",true") })
+        let theory = try String(contentsOf: folder.appendingPathComponent("theory.csv"), encoding: .utf8)
+        #expect(theory.hasPrefix("case,target,alpha,alpha_c,m2_L,m2_T,outlier_L,bulk_radius_L,bulk_edge_T"))
+    }
 }

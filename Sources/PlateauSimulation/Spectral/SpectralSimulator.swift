@@ -145,6 +145,38 @@ public enum SpectralSimulator {
     }
 }
 
+extension SpectralSimulator {
+    /// Every eigenvalue of L = (X̃X̃ᵀ ⊗ I − I)Ĝ for one seed, formed densely (nk ≤ 4000: for figures of
+    /// the spectrum in the complex plane), by LAPACK dgeev; sorted by descending real part.
+    public static func spectrumL(problem: EstimationProblem, alpha: Double, denoiser: any OutputDenoiser, dimension: Int,
+                                 seed: UInt64, teacher: SpectralTeacher = .orthonormal) throws -> [(re: Double, im: Double)] {
+        let options = SpectralOptions(dimension: dimension, teacher: teacher, symmetric: false)
+        try options.validate(problem: problem, alpha: alpha)
+        let state = SpectralState(problem: problem, alpha: alpha, denoiser: denoiser, options: options, seed: seed)
+        let n = state.n, k = state.k, d = state.d, N = n * k
+        guard N <= 4000 else {
+            throw SpecError(field: "spectral.dimension", value: "\(dimension)", reason: "the dense spectrum of L needs nk ≤ 4000 (got \(N))")
+        }
+        var gram = [Double](repeating: 0, count: n * n)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(d), 1, state.X, Int32(d), state.X, Int32(d), 0, &gram, Int32(n))
+        for mu in 0..<n { gram[mu * n + mu] -= 1 }
+        // Column-major L: entry ((μ, a), (ν, b)) = (X̃X̃ᵀ − I)_μν G_ν[a, b].
+        var L = [Double](repeating: 0, count: N * N)
+        for nu in 0..<n { for b in 0..<k { for mu in 0..<n { for a in 0..<k {
+            L[(nu * k + b) * N + mu * k + a] = gram[mu * n + nu] * state.G[nu * k * k + a * k + b]
+        } } } }
+        var n32 = Int32(N), info: Int32 = 0, one: Int32 = 1
+        var wr = [Double](repeating: 0, count: N), wi = wr, vl = [0.0], vr = [0.0]
+        var lwork = Int32(-1), query = 0.0
+        dgeev_("N", "N", &n32, &L, &n32, &wr, &wi, &vl, &one, &vr, &one, &query, &lwork, &info, 1, 1)
+        lwork = Int32(query)
+        var work = [Double](repeating: 0, count: Int(lwork))
+        dgeev_("N", "N", &n32, &L, &n32, &wr, &wi, &vl, &one, &vr, &one, &work, &lwork, &info, 1, 1)
+        guard info == 0 else { throw SpecError(field: "spectral", value: "dgeev", reason: "did not converge (info = \(info))") }
+        return zip(wr, wi).map { (re: $0, im: $1) }.sorted { $0.re > $1.re }
+    }
+}
+
 /// One seed: the data, G(y_μ), and the three matrices. Row-major buffers; not thread-safe.
 final class SpectralState {
     let d: Int, n: Int, k: Int
@@ -462,8 +494,17 @@ final class SpectralState {
         let blocks = blockDiagonal ? k : 1
         let D = d * blocks
         let T = UnsafeMutablePointer<Double>.allocate(capacity: D * D)
+        defer { T.deallocate() }
+        build(T, weights: weights, blockDiagonal: blockDiagonal)
+        return topEigenpairs(T, blocks: blocks, count: count)
+    }
+
+    /// Σ_μ x̃_μx̃_μᵀ ⊗ P_μ (or X̃ᵀ diag(w) X̃) into T (D×D): one dgemm per block pair a ≤ c, mirrored.
+    func build(_ T: UnsafeMutablePointer<Double>, weights: UnsafePointer<Double>, blockDiagonal: Bool) {
+        let blocks = blockDiagonal ? k : 1
+        let D = d * blocks
         let scaled = UnsafeMutablePointer<Double>.allocate(capacity: n * d)
-        defer { T.deallocate(); scaled.deallocate() }
+        defer { scaled.deallocate() }
         for a in 0..<blocks {
             for c in a..<blocks {
                 for mu in 0..<n {
@@ -477,6 +518,12 @@ final class SpectralState {
                 }
             }
         }
+    }
+
+    /// The top `count` eigenpairs of the symmetric T (D×D, destroyed) by dsyevr, eigenvalues descending,
+    /// and the m² of each eigenvector (Ŵ[i, a] = v[a·d + i]).
+    func topEigenpairs(_ T: UnsafeMutablePointer<Double>, blocks: Int, count: Int) -> (values: [Double], m2: [Double]) {
+        let D = d * blocks
         // dsyevr, the top `count` eigenvalues (indices D − count + 1 … D, ascending) and vectors. T is
         // symmetric, so its row-major storage is its column-major storage.
         var jobz = Int8(UInt8(ascii: "V")), range = Int8(UInt8(ascii: "I")), uplo = Int8(UInt8(ascii: "L"))
