@@ -20,6 +20,20 @@ final class OnlineSGDWorkspace {
     /// erf quartic at one pair (j, l), per field m: Λ₁ and C_jl·C_jm.
     let norm: UnsafeMutablePointer<Double>
     let product: UnsafeMutablePointer<Double>
+    /// erf: every Stein term E[σ'(λ_j) u₂ σ(u₃)] ([j][u₂][u₃], p·n·n) and every quartic
+    /// E[σ'(λ_j)σ'(λ_l)σ(u₃)σ(u₄)] ([pair j ≤ l][field pair u₃ ≤ u₄, packed], p(p+1)/2 · n(n+1)/2).
+    let steinTable: UnsafeMutablePointer<Double>
+    let quarticTable: UnsafeMutablePointer<Double>
+    /// The number of field pairs n(n+1)/2 (the stride of `quarticTable`).
+    let fieldPairs: Int
+    /// The weight of each field in D (b_q for teacher q; a_m for student m under the square loss, else 0).
+    let fieldWeight: UnsafeMutablePointer<Double>
+    /// Running sums of Ψ and Φ ([j][u₂], p·n) and of Ξ (per pair j ≤ l).
+    let steinSums: UnsafeMutablePointer<Double>
+    let pairSums: UnsafeMutablePointer<Double>
+    /// erf: Ω's diagonal (n), and Λ₁Λ₂ of every quartic (laid out as `quarticTable`).
+    let diagonal: UnsafeMutablePointer<Double>
+    let quarticNorms: UnsafeMutablePointer<Double>
     /// Wick moments, functional values; Ω's Cholesky factor for the cone check.
     let moments: UnsafeMutablePointer<Double>
     let functionals: UnsafeMutablePointer<Double>
@@ -30,7 +44,9 @@ final class OnlineSGDWorkspace {
         self.p = p
         self.k = k
         n = p + k
-        let sizes = [n * n, p, p * k, p * p, p * p, p, p, p * n, n, n, momentCount, functionalCount, n * n]
+        fieldPairs = n * (n + 1) / 2
+        let sizes = [n * n, p, p * k, p * p, p * p, p, p, p * n, n, n, momentCount, functionalCount, n * n,
+                     p * n * n, p * (p + 1) / 2 * fieldPairs, n, p * n, p * (p + 1) / 2, n, p * (p + 1) / 2 * fieldPairs]
         storage = .allocate(capacity: sizes.reduce(0, +))
         storage.initialize(repeating: 0, count: sizes.reduce(0, +))
         var offsets: [UnsafeMutablePointer<Double>] = []
@@ -38,6 +54,8 @@ final class OnlineSGDWorkspace {
         for s in sizes { offsets.append(next); next += s }
         (omega, a, psi, phi, xi, drift, slope, tiltedSlope) = (offsets[0], offsets[1], offsets[2], offsets[3], offsets[4], offsets[5], offsets[6], offsets[7])
         (norm, product, moments, functionals, factor) = (offsets[8], offsets[9], offsets[10], offsets[11], offsets[12])
+        (steinTable, quarticTable, fieldWeight, steinSums, pairSums) = (offsets[13], offsets[14], offsets[15], offsets[16], offsets[17])
+        (diagonal, quarticNorms) = (offsets[18], offsets[19])
     }
 
     deinit { storage.deallocate() }
@@ -67,86 +85,117 @@ final class OnlineSGDWorkspace {
     }
 }
 
-/// How one term of the closed-form route is computed: `PerTermExpectations` calls
-/// `GaussianExpectations` once per term (any closed-form activations; the reference), `SharedErfTerms`
-/// computes the erf closed forms from pieces shared between terms (the same arithmetic, once).
+/// How the terms of the closed-form route are computed: every distinct Stein term and quartic once
+/// per evaluation, into the workspace's tables. `PerTermExpectations` calls `GaussianExpectations`
+/// once per term (any closed-form activations; the reference), `SharedErfTerms` computes the erf
+/// closed forms from pieces shared between terms (the same arithmetic, so the same bits).
 protocol ClosedFormTermSource {
-    /// Called once per evaluation, after Ω is loaded.
-    mutating func prepare(_ w: OnlineSGDWorkspace)
-    /// E[σ'(λ_j) u₂ f(u₃)] with f the teacher's activation when u₃ is a teacher field (u₃ ≥ p).
-    func stein(_ w: OnlineSGDWorkspace, _ j: Int, _ u2: Int, _ u3: Int) -> Double
-    /// Called before the quartics of the pair (j, l).
-    mutating func preparePair(_ w: OnlineSGDWorkspace, _ j: Int, _ l: Int)
-    /// E[σ'(λ_j)σ'(λ_l) f(u₃) g(u₄)] at the pair of the last `preparePair`.
-    func quartic(_ w: OnlineSGDWorkspace, _ u3: Int, _ u4: Int) -> Double
+    /// Fills `steinTable` with E[σ'(λ_j) u₂ f(u₃)] ([j][u₂][u₃]; f the teacher's activation when
+    /// u₃ ≥ p) and, when `quartics`, `quarticTable` with E[σ'(λ_j)σ'(λ_l) f(u₃) g(u₄)] ([pair j ≤ l]
+    /// [field pair x ≤ y, packed], oriented (u₃, u₄) = (teacher, student) for mixed pairs, else (x, y)),
+    /// at least where the field weights (`fieldWeight`) and a_j a_l are non-zero.
+    func fill(_ w: OnlineSGDWorkspace, quartics: Bool)
+}
+
+extension OnlineSGDWorkspace {
+    /// The index in `quarticTable` of field pair x ≤ y within pair `pair`.
+    @inline(__always) func quarticIndex(pair: Int, _ x: Int, _ y: Int) -> Int {
+        pair * fieldPairs + x * n - x * (x - 1) / 2 + (y - x)
+    }
+
+    /// The orientation (u₃, u₄) of field pair x ≤ y in the quartic table.
+    @inline(__always) func oriented(_ x: Int, _ y: Int) -> (Int, Int) { x < p && y >= p ? (y, x) : (x, y) }
 }
 
 struct PerTermExpectations: ClosedFormTermSource {
     let expectations: GaussianExpectations
     let student: Activation, teacher: Activation
-    var pair = (0, 0)
 
-    func activation(_ w: OnlineSGDWorkspace, _ u: Int) -> Activation { u < w.p ? student : teacher }
-
-    mutating func prepare(_ w: OnlineSGDWorkspace) {}
-
-    func stein(_ w: OnlineSGDWorkspace, _ j: Int, _ u2: Int, _ u3: Int) -> Double {
-        expectations.stein(student, activation(w, u3), FieldCovariance(UnsafeBufferPointer(start: w.omega, count: w.n * w.n), w.n, j, u2, u3))
-    }
-
-    mutating func preparePair(_ w: OnlineSGDWorkspace, _ j: Int, _ l: Int) { pair = (j, l) }
-
-    func quartic(_ w: OnlineSGDWorkspace, _ u3: Int, _ u4: Int) -> Double {
-        expectations.quartic(student, activation(w, u3), activation(w, u4),
-                             FieldCovariance(UnsafeBufferPointer(start: w.omega, count: w.n * w.n), w.n, pair.0, pair.1, u3, u4))
+    func fill(_ w: OnlineSGDWorkspace, quartics: Bool) {
+        let p = w.p, n = w.n, weight = w.fieldWeight
+        let omega = UnsafeBufferPointer(start: w.omega, count: n * n)
+        func activation(_ u: Int) -> Activation { u < p ? student : teacher }
+        for j in 0..<p { for u2 in 0..<n { for u3 in 0..<n where weight[u3] != 0 {
+            w.steinTable[(j * n + u2) * n + u3] = expectations.stein(student, activation(u3), FieldCovariance(omega, n, j, u2, u3))
+        } } }
+        guard quartics else { return }
+        var pair = 0
+        for j in 0..<p { for l in j..<p {
+            defer { pair += 1 }
+            guard w.a[j] != 0 && w.a[l] != 0 else { continue }
+            for x in 0..<n { for y in x..<n where weight[x] != 0 && weight[y] != 0 {
+                let (u3, u4) = w.oriented(x, y)
+                w.quarticTable[w.quarticIndex(pair: pair, x, y)] =
+                    expectations.quartic(student, activation(u3), activation(u4), FieldCovariance(omega, n, j, l, u3, u4))
+            } }
+        } }
     }
 }
 
 /// Student and teacher both erf: E[σ'(λ_j)] and the tilted slopes per (j, m) serve every Stein term,
-/// (4/π²)Λ₄^{-1/2} per pair (j, l) and Λ₁, C_jl C_jm per (j, l, m) serve every quartic; what is left
-/// per quartic is Λ₀, one square root and the arcsine. Same arithmetic as `GaussianExpectations`.
+/// (4/π²)Λ₄^{-1/2} per pair (j, l) and Λ₁, C_jl C_jm per (j, l, m) serve every quartic. The rest runs
+/// in flat passes over all entries: the polynomial parts, then the square roots and divisions (which
+/// the compiler vectorises), then the arcsines. Same arithmetic as `GaussianExpectations`, so the same
+/// bits. Entries of zero weight are computed too (and not used).
 struct SharedErfTerms: ClosedFormTermSource {
-    var pair = (0, 0)
-    var weight = 0.0, l4 = 0.0, c11 = 0.0, c22 = 0.0
-
-    func prepare(_ w: OnlineSGDWorkspace) {
-        let n = w.n, omega = w.omega
-        for j in 0..<w.p {
-            let cjj = omega[j * n + j]
+    func fill(_ w: OnlineSGDWorkspace, quartics: Bool) {
+        let p = w.p, n = w.n, omega = w.omega, diagonal = w.diagonal
+        for m in 0..<n { diagonal[m] = omega[m * n + m] }
+        for j in 0..<p {
+            let cjj = diagonal[j], row = omega + j * n, tilted = w.tiltedSlope + j * n
             w.slope[j] = GaussianExpectations.meanSlope(.erf, cjj)
             for m in 0..<n {
-                let cjm = omega[j * n + m]
-                w.tiltedSlope[j * n + m] = GaussianExpectations.meanSlope(.erf, GaussianExpectations.erfTilted(omega[m * n + m], cjm, cjm, cjj))
+                tilted[m] = GaussianExpectations.meanSlope(.erf, GaussianExpectations.erfTilted(diagonal[m], row[m], row[m], cjj))
             }
         }
-    }
-
-    @inline(__always) func stein(_ w: OnlineSGDWorkspace, _ j: Int, _ u2: Int, _ u3: Int) -> Double {
-        let n = w.n, omega = w.omega
-        let tilted23 = GaussianExpectations.erfTilted(omega[u2 * n + u3], omega[j * n + u2], omega[j * n + u3], omega[j * n + j])
-        return w.slope[j] * tilted23 * w.tiltedSlope[j * n + u3]
-    }
-
-    mutating func preparePair(_ w: OnlineSGDWorkspace, _ j: Int, _ l: Int) {
-        let n = w.n, omega = w.omega
-        pair = (j, l)
-        c11 = omega[j * n + j]
-        c22 = omega[l * n + l]
-        let c12 = omega[j * n + l]
-        l4 = GaussianExpectations.erfQuarticDeterminant(c11, c12, c22)
-        weight = GaussianExpectations.erfQuarticWeight(l4)
-        for m in 0..<n {
-            let c1m = omega[j * n + m]
-            w.norm[m] = GaussianExpectations.erfQuarticNorm(l4, c11, c12, c22, c1m, omega[l * n + m], omega[m * n + m])
-            w.product[m] = c12 * c1m
+        for j in 0..<p {
+            let cjj = diagonal[j], sj = w.slope[j], row = omega + j * n, tilted = w.tiltedSlope + j * n
+            for u2 in 0..<n {
+                let out = w.steinTable + (j * n + u2) * n, cju2 = row[u2], row2 = omega + u2 * n
+                for u3 in 0..<n { out[u3] = sj * GaussianExpectations.erfTilted(row2[u3], cju2, row[u3], cjj) * tilted[u3] }
+            }
         }
-    }
-
-    @inline(__always) func quartic(_ w: OnlineSGDWorkspace, _ u3: Int, _ u4: Int) -> Double {
-        let n = w.n, omega = w.omega, (j, l) = pair
-        let l0 = GaussianExpectations.erfQuarticCross(l4, c11, c22, omega[j * n + u3], omega[l * n + u3], omega[j * n + u4],
-                                                      omega[l * n + u4], omega[u3 * n + u4], w.product[u3], w.product[u4])
-        return weight * asin(l0 / (w.norm[u3] * w.norm[u4]).squareRoot())
+        guard quartics else { return }
+        // Λ₀ and Λ₁Λ₂ of every field pair, in the table's orientation.
+        let pairs = p * (p + 1) / 2, norm = w.norm, product = w.product
+        var pair = 0
+        for j in 0..<p { for l in j..<p {
+            let c11 = diagonal[j], c22 = diagonal[l], c12 = omega[j * n + l]
+            let l4 = GaussianExpectations.erfQuarticDeterminant(c11, c12, c22)
+            let rowJ = omega + j * n, rowL = omega + l * n
+            for m in 0..<n {
+                norm[m] = GaussianExpectations.erfQuarticNorm(l4, c11, c12, c22, rowJ[m], rowL[m], diagonal[m])
+                product[m] = c12 * rowJ[m]
+            }
+            let cross = w.quarticTable + pair * w.fieldPairs, norms = w.quarticNorms + pair * w.fieldPairs
+            @inline(__always) func set(_ i: Int, _ u3: Int, _ u4: Int) {
+                cross[i] = GaussianExpectations.erfQuarticCross(l4, c11, c22, rowJ[u3], rowL[u3], rowJ[u4], rowL[u4],
+                                                                omega[u3 * n + u4], product[u3], product[u4])
+                norms[i] = norm[u3] * norm[u4]
+            }
+            var idx = 0
+            for x in 0..<n {
+                let start = idx - x
+                if x < p {
+                    for y in x..<p { set(start + y, x, y) }
+                    for y in p..<n { set(start + y, y, x) }
+                } else {
+                    for y in x..<n { set(start + y, x, y) }
+                }
+                idx += n - x
+            }
+            pair += 1
+        } }
+        // The arcsines' arguments Λ₀/√(Λ₁Λ₂), then (4/π²)Λ₄^{-1/2} asin(…).
+        let table = w.quarticTable, norms = w.quarticNorms
+        for i in 0..<(pairs * w.fieldPairs) { table[i] = table[i] / norms[i].squareRoot() }
+        pair = 0
+        for j in 0..<p { for l in j..<p {
+            let weight = GaussianExpectations.erfQuarticWeight(GaussianExpectations.erfQuarticDeterminant(diagonal[j], omega[j * n + l], diagonal[l]))
+            let row = table + pair * w.fieldPairs
+            for i in 0..<w.fieldPairs { row[i] = weight * asin(row[i]) }
+            pair += 1
+        } }
     }
 }
 
@@ -196,59 +245,74 @@ extension OnlineSGDTheory {
             for i in 0..<(p * p) { w.phi[i] = t.phi.values[i]; w.xi[i] = t.xi.values[i] }
             for j in 0..<p { w.drift[j] = t.aDrift[j] }
         } else if sharesErfTerms {
-            var source = SharedErfTerms()
-            closedFormTerms(w, &source)
+            closedFormTerms(w, SharedErfTerms())
         } else {
-            var source = PerTermExpectations(expectations: expectations, student: sigma, teacher: teacherActivation)
-            closedFormTerms(w, &source)
+            closedFormTerms(w, PerTermExpectations(expectations: expectations, student: sigma, teacher: teacherActivation))
         }
     }
 
     /// The closed-form route (EQUATIONS.md §1.1, square or correlation loss):
     ///     Ψ_jr = Σ_q b_q E[σ'(λ_j) ν_r σ*(ν_q)] − Σ_m a_m E[σ'(λ_j) ν_r σ(λ_m)],  Φ_jl likewise with λ_l,
     ///     Ξ_jl = E[σ'σ' g²] − 2E[σ'σ' g f] + E[σ'σ' f²] + Δ E[σ'σ'] (square), E[σ'σ' g²] + Δ E[σ'σ'] (correlation),
-    /// symmetric pairs of Ξ summed once; terms whose weight is zero are skipped.
-    func closedFormTerms<Source: ClosedFormTermSource>(_ w: OnlineSGDWorkspace, _ source: inout Source) {
+    /// symmetric pairs of Ξ summed once; terms whose weight is zero are skipped. The source fills
+    /// the tables of distinct terms; the sums then run over all entries at once (each entry's terms
+    /// in the order above, so every entry is one chain of additions and the entries overlap).
+    func closedFormTerms<Source: ClosedFormTermSource>(_ w: OnlineSGDWorkspace, _ source: Source) {
         let p = self.p, k = self.k, n = p + k
         let square = experiment.training.loss == .square
         let delta = experiment.teacher.noiseVariance
-        let a = w.a
+        let a = w.a, weight = w.fieldWeight
         experiment.teacher.weights.withUnsafeBufferPointer { b in
-            source.prepare(w)
+            for m in 0..<p { weight[m] = square ? a[m] : 0 }
+            for q in 0..<k { weight[p + q] = b[q] }
+            source.fill(w, quartics: !populationFlow)
+            // Ψ_jr at [j][p + r], Φ_jl at [j][l]: + b_q (teachers), then − a_m (students).
+            let entries = p * n, sums = w.steinSums, table = w.steinTable
+            for e in 0..<entries { sums[e] = 0 }
+            for q in 0..<k where b[q] != 0 {
+                let c = b[q]
+                for e in 0..<entries { sums[e] += c * table[e * n + p + q] }
+            }
+            if square {
+                for m in 0..<p where a[m] != 0 {
+                    let c = a[m]
+                    for e in 0..<entries { sums[e] -= c * table[e * n + m] }
+                }
+            }
             for j in 0..<p {
-                for r in 0..<k {
-                    var v = 0.0
-                    for q in 0..<k where b[q] != 0 { v += b[q] * source.stein(w, j, p + r, p + q) }
-                    if square { for m in 0..<p where a[m] != 0 { v -= a[m] * source.stein(w, j, p + r, m) } }
-                    w.psi[j * k + r] = v
-                }
-                for l in 0..<p {
-                    var v = 0.0
-                    for q in 0..<k where b[q] != 0 { v += b[q] * source.stein(w, j, l, p + q) }
-                    if square { for m in 0..<p where a[m] != 0 { v -= a[m] * source.stein(w, j, l, m) } }
-                    w.phi[j * p + l] = v
-                }
+                for r in 0..<k { w.psi[j * k + r] = sums[j * n + p + r] }
+                for l in 0..<p { w.phi[j * p + l] = sums[j * n + l] }
             }
             if trainsA { driftPerTerm(w, b, square: square) }
             for i in 0..<(p * p) { w.xi[i] = 0 }
             guard !populationFlow else { return }
-            let omega = UnsafeBufferPointer(start: w.omega, count: n * n)
-            for j in 0..<p { for l in j..<p where a[j] != 0 && a[l] != 0 {
-                source.preparePair(w, j, l)
-                var v = 0.0
+            let pairs = p * (p + 1) / 2, xi = w.pairSums, quartic = w.quarticTable, stride = w.fieldPairs
+            for i in 0..<pairs { xi[i] = 0 }
+            @inline(__always) func add(_ c: Double, _ x: Int, _ y: Int) {
+                let offset = w.quarticIndex(pair: 0, x, y)
+                for i in 0..<pairs { xi[i] += c * quartic[i * stride + offset] }
+            }
+            @inline(__always) func subtract(_ c: Double, _ x: Int, _ y: Int) {
+                let offset = w.quarticIndex(pair: 0, x, y)
+                for i in 0..<pairs { xi[i] -= c * quartic[i * stride + offset] }
+            }
+            for q in 0..<k where b[q] != 0 {
+                for r in q..<k where b[r] != 0 { add((q == r ? 1 : 2) * b[q] * b[r], p + q, p + r) }
+            }
+            if square {
                 for q in 0..<k where b[q] != 0 {
-                    for r in q..<k where b[r] != 0 {
-                        v += (q == r ? 1 : 2) * b[q] * b[r] * source.quartic(w, p + q, p + r)
-                    }
+                    for m in 0..<p where a[m] != 0 { subtract(2 * b[q] * a[m], m, p + q) }
                 }
-                if square {
-                    for q in 0..<k where b[q] != 0 {
-                        for m in 0..<p where a[m] != 0 { v -= 2 * b[q] * a[m] * source.quartic(w, p + q, m) }
-                    }
-                    for m in 0..<p where a[m] != 0 {
-                        for s in m..<p where a[s] != 0 { v += (m == s ? 1 : 2) * a[m] * a[s] * source.quartic(w, m, s) }
-                    }
+                for m in 0..<p where a[m] != 0 {
+                    for s in m..<p where a[s] != 0 { add((m == s ? 1 : 2) * a[m] * a[s], m, s) }
                 }
+            }
+            let omega = UnsafeBufferPointer(start: w.omega, count: n * n)
+            var pair = 0
+            for j in 0..<p { for l in j..<p {
+                defer { pair += 1 }
+                guard a[j] != 0 && a[l] != 0 else { continue }
+                var v = xi[pair]
                 if delta != 0 { v += delta * expectations.slopePair(sigma, sigma, FieldCovariance(omega, n, j, l)) }
                 w.xi[j * p + l] = v
                 w.xi[l * p + j] = v
