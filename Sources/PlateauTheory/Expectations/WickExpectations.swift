@@ -15,11 +15,16 @@ struct MomentPlan: Sendable {
 
     /// The number of joint fields (at most 16).
     let fieldCount: Int
-    /// Per moment: the range of its children in `childOmega` / `childFactor` / `childIndex`.
+    /// One term Ω_{first, j} β_j E[u^{β − e_j}] of a moment's recursion (Ω as a flat index).
+    struct Child {
+        var omega: Int32
+        var moment: Int32
+        var factor: Double
+    }
+
+    /// Per moment: the range of its children in `children` (stored together, read in one stream).
     private(set) var childStart: [Int32] = [0]
-    private(set) var childOmega: [Int32] = []
-    private(set) var childFactor: [Double] = []
-    private(set) var childIndex: [Int32] = []
+    private(set) var children: [Child] = []
     private var index: [Exponents: Int32] = [:]
 
     /// The most moments a plan may hold (the expansion of E[σ'σ'D²] grows fast with the degree).
@@ -60,12 +65,8 @@ struct MomentPlan: Sendable {
             children.append((Int32(first * fieldCount + j), Double(beta[j]), try register(child)))
         }
         guard childStart.count < Self.maximumMoments else { throw WickError.tooLarge }
-        for (o, f, c) in children {
-            childOmega.append(o)
-            childFactor.append(f)
-            childIndex.append(c)
-        }
-        childStart.append(Int32(childOmega.count))
+        for (o, f, c) in children { self.children.append(Child(omega: o, moment: c, factor: f)) }
+        childStart.append(Int32(self.children.count))
         let i = Int32(childStart.count - 1)
         index[alpha] = i
         return i
@@ -74,16 +75,14 @@ struct MomentPlan: Sendable {
     /// All registered moments at the row-major covariance `omega` (fieldCount²).
     func evaluate(_ omega: UnsafeBufferPointer<Double>, into moments: UnsafeMutableBufferPointer<Double>) {
         moments[0] = 1
-        childOmega.withUnsafeBufferPointer { om in
-        childFactor.withUnsafeBufferPointer { fa in
-        childIndex.withUnsafeBufferPointer { ci in
+        children.withUnsafeBufferPointer { ch in
         childStart.withUnsafeBufferPointer { st in
             for m in 1..<st.count {
                 var sum = 0.0
-                for c in Int(st[m - 1])..<Int(st[m]) { sum += omega[Int(om[c])] * fa[c] * moments[Int(ci[c])] }
+                for c in Int(st[m - 1])..<Int(st[m]) { sum += omega[Int(ch[c].omega)] * ch[c].factor * moments[Int(ch[c].moment)] }
                 moments[m] = sum
             }
-        } } } }
+        } }
     }
 }
 

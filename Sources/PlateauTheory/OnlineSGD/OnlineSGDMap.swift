@@ -106,16 +106,7 @@ public struct OnlineSGDMap: OnlineTheoryModel, Sendable {
         }
 
         /// The current overlaps.
-        public var overlaps: Overlaps {
-            let n = p + k
-            var M = Matrix(rows: p, cols: k), Q = Matrix(rows: p, cols: p), P = Matrix(rows: k, cols: k)
-            for j in 0..<p {
-                for r in 0..<k { M[j, r] = w.omega[j * n + p + r] }
-                for l in 0..<p { Q[j, l] = w.omega[j * n + l] }
-            }
-            for r in 0..<k { for s in 0..<k { P[r, s] = w.omega[(p + r) * n + p + s] } }
-            return Overlaps(M: M, Q: Q, P: P, a: (0..<p).map { w.a[$0] })
-        }
+        public var overlaps: Overlaps { w.overlaps }
 
         /// M_jr / √(Q_jj P_rr) (`Overlaps.cosine`).
         public func cosine(_ j: Int, _ r: Int) -> Double {

@@ -1,5 +1,6 @@
 import Foundation
 import PlateauCore
+internal import CGSL
 
 /// Scratch for evaluating the online-SGD terms without allocating: Ω, a, Ψ, Φ, Ξ, E[σD] and the
 /// pieces the erf closed forms share between entries, in one block allocated once per integration
@@ -65,6 +66,17 @@ final class OnlineSGDWorkspace {
         let q = o.jointCovariance
         for i in 0..<(n * n) { omega[i] = q.values[i] }
         for j in 0..<p { a[j] = o.a[j] }
+    }
+
+    /// The overlaps held (M, Q, P from Ω; a).
+    var overlaps: Overlaps {
+        var M = Matrix(rows: p, cols: k), Q = Matrix(rows: p, cols: p), P = Matrix(rows: k, cols: k)
+        for j in 0..<p {
+            for r in 0..<k { M[j, r] = omega[j * n + p + r] }
+            for l in 0..<p { Q[j, l] = omega[j * n + l] }
+        }
+        for r in 0..<k { for s in 0..<k { P[r, s] = omega[(p + r) * n + p + s] } }
+        return Overlaps(M: M, Q: Q, P: P, a: (0..<p).map { a[$0] })
     }
 
     var terms: PopulationTerms {
@@ -167,20 +179,26 @@ struct SharedErfTerms: ClosedFormTermSource {
                 norm[m] = GaussianExpectations.erfQuarticNorm(l4, c11, c12, c22, rowJ[m], rowL[m], diagonal[m])
                 product[m] = c12 * rowJ[m]
             }
+            // Contiguous in y (Ω_xy = Ω_yx in the mixed block, which is M), so the compiler vectorises.
             let cross = w.quarticTable + pair * w.fieldPairs, norms = w.quarticNorms + pair * w.fieldPairs
-            @inline(__always) func set(_ i: Int, _ u3: Int, _ u4: Int) {
-                cross[i] = GaussianExpectations.erfQuarticCross(l4, c11, c22, rowJ[u3], rowL[u3], rowJ[u4], rowL[u4],
-                                                                omega[u3 * n + u4], product[u3], product[u4])
-                norms[i] = norm[u3] * norm[u4]
-            }
             var idx = 0
             for x in 0..<n {
-                let start = idx - x
+                let c = cross + idx - x, d = norms + idx - x, rowX = omega + x * n
+                let (jx, lx, px, nx) = (rowJ[x], rowL[x], product[x], norm[x])
                 if x < p {
-                    for y in x..<p { set(start + y, x, y) }
-                    for y in p..<n { set(start + y, y, x) }
+                    for y in x..<p {
+                        c[y] = GaussianExpectations.erfQuarticCross(l4, c11, c22, jx, lx, rowJ[y], rowL[y], rowX[y], px, product[y])
+                        d[y] = nx * norm[y]
+                    }
+                    for y in p..<n {
+                        c[y] = GaussianExpectations.erfQuarticCross(l4, c11, c22, rowJ[y], rowL[y], jx, lx, rowX[y], product[y], px)
+                        d[y] = norm[y] * nx
+                    }
                 } else {
-                    for y in x..<n { set(start + y, x, y) }
+                    for y in x..<n {
+                        c[y] = GaussianExpectations.erfQuarticCross(l4, c11, c22, jx, lx, rowJ[y], rowL[y], rowX[y], px, product[y])
+                        d[y] = nx * norm[y]
+                    }
                 }
                 idx += n - x
             }
@@ -188,7 +206,7 @@ struct SharedErfTerms: ClosedFormTermSource {
         } }
         // The arcsines' arguments Λ₀/√(Λ₁Λ₂), then (4/π²)Λ₄^{-1/2} asin(…).
         let table = w.quarticTable, norms = w.quarticNorms
-        for i in 0..<(pairs * w.fieldPairs) { table[i] = table[i] / norms[i].squareRoot() }
+        plateau_divide_by_square_root(table, norms, pairs * w.fieldPairs)
         pair = 0
         for j in 0..<p { for l in j..<p {
             let weight = GaussianExpectations.erfQuarticWeight(GaussianExpectations.erfQuarticDeterminant(diagonal[j], omega[j * n + l], diagonal[l]))
@@ -232,15 +250,7 @@ extension OnlineSGDTheory {
         if let wick {
             wick.evaluate(w, includeXi: !populationFlow)
         } else if let cubature {
-            let n = p + k
-            var M = Matrix(rows: p, cols: k), Q = Matrix(rows: p, cols: p), P = Matrix(rows: k, cols: k)
-            for j in 0..<p {
-                for r in 0..<k { M[j, r] = w.omega[j * n + p + r] }
-                for l in 0..<p { Q[j, l] = w.omega[j * n + l] }
-            }
-            for r in 0..<k { for s in 0..<k { P[r, s] = w.omega[(p + r) * n + p + s] } }
-            let o = Overlaps(M: M, Q: Q, P: P, a: (0..<p).map { w.a[$0] })
-            let t = cubature.terms(o, includeXi: !populationFlow)
+            let t = cubature.terms(w.overlaps, includeXi: !populationFlow)
             for i in 0..<(p * k) { w.psi[i] = t.psi.values[i] }
             for i in 0..<(p * p) { w.phi[i] = t.phi.values[i]; w.xi[i] = t.xi.values[i] }
             for j in 0..<p { w.drift[j] = t.aDrift[j] }
