@@ -5,6 +5,7 @@
 //   swift run -c release --scratch-path ../.build-bench route-timing        (ODE right-hand side per expectation route)
 //   swift run -c release --scratch-path ../.build-bench amp-timing          (α_c, SE curve, GAMP iteration vs its products)
 //   swift run -c release --scratch-path ../.build-bench spectral-timing     (L and T solves vs their products and LAPACK)
+//   swift run -c release --scratch-path ../.build-bench inner-loop-timing   (ODE right-hand side, Euler step, map step vs the transcendental floor)
 import PackageDescription
 
 let package = Package(
@@ -47,6 +48,13 @@ let package = Package(
                 .product(name: "PlateauCore", package: "Plateau"),
             ],
             path: "Tools/RouteTiming"),
+        .executableTarget(
+            name: "inner-loop-timing",
+            dependencies: [
+                .product(name: "PlateauTheory", package: "Plateau"),
+                .product(name: "PlateauCore", package: "Plateau"),
+            ],
+            path: "Tools/InnerLoopTiming"),
         .executableTarget(
             name: "amp-timing",
             dependencies: [

@@ -24,4 +24,12 @@ static inline const gsl_odeiv2_step_type *plateau_step_rk4(void) { return gsl_od
 static inline const gsl_integration_fixed_type *plateau_fixed_hermite(void) { return gsl_integration_fixed_hermite; }
 static inline const gsl_qrng_type *plateau_qrng_sobol(void) { return gsl_qrng_sobol; }
 
+/* a[i] / √b[i] for i < n, with the IEEE 754 square root (correctly rounded, no errno), so that the
+   loop vectorises. Swift's squareRoot() on Linux keeps libm's errno path for negative arguments,
+   which stops the vectoriser; the result is the same bits either way. The online-SGD right-hand
+   side uses it for the arcsine arguments of all its quartics at once. */
+static inline void plateau_divide_by_square_root(double *a, const double *b, long n) {
+    for (long i = 0; i < n; i++) a[i] = a[i] / __builtin_elementwise_sqrt(b[i]);
+}
+
 #endif

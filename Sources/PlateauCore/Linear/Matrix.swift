@@ -96,31 +96,46 @@ public struct Matrix: Sendable, Hashable, Codable, CustomStringConvertible {
     /// not square/finite.
     public func choleskyPSD(tolerance: Double = 1e-10, scale explicitScale: Double? = nil) -> Matrix? {
         guard isSquare, allFinite else { return nil }
-        let n = rows
-        let scale = max(1e-300, explicitScale ?? ((0..<n).map { abs(self[$0, $0]) }.max() ?? 0))
-        var L = Matrix(rows: n, cols: n)
+        var L = self
+        let factored = L.values.withUnsafeMutableBufferPointer {
+            Self.choleskyPSDInPlace($0.baseAddress!, rows, tolerance: tolerance, scale: explicitScale)
+        }
+        guard factored else { return nil }
+        for i in 0..<rows { for j in (i + 1)..<max(i + 1, rows) { L[i, j] = 0 } }
+        return L
+    }
+
+    /// `choleskyPSD` without allocation, for checks that run every step: factors the finite
+    /// symmetric row-major n×n matrix at `a` in place (its lower triangle becomes L; the upper
+    /// triangle is left as it was) and says whether it is PSD to `tolerance`.
+    public static func choleskyPSDInPlace(_ a: UnsafeMutablePointer<Double>, _ n: Int, tolerance: Double,
+                                          scale explicitScale: Double? = nil) -> Bool {
+        var largest = 0.0
+        for i in 0..<n { largest = max(largest, abs(a[i * n + i])) }
+        let scale = max(1e-300, explicitScale ?? largest)
         for j in 0..<n {
-            var s = self[j, j]
-            for k in 0..<j { s -= L[j, k] * L[j, k] }
-            if s < -tolerance * scale { return nil }
+            var s = a[j * n + j]
+            for k in 0..<j { s -= a[j * n + k] * a[j * n + k] }
+            if s < -tolerance * scale { return false }
             if s <= tolerance * scale {
                 // Zero pivot: the rest of column j must vanish too for PSD.
                 for i in (j + 1)..<max(j + 1, n) {
-                    var t = self[i, j]
-                    for k in 0..<j { t -= L[i, k] * L[j, k] }
-                    if abs(t) > tolerance.squareRoot() * scale { return nil }
+                    var t = a[i * n + j]
+                    for k in 0..<j { t -= a[i * n + k] * a[j * n + k] }
+                    if abs(t) > tolerance.squareRoot() * scale { return false }
                 }
+                for i in j..<n { a[i * n + j] = 0 }
                 continue
             }
             let d = s.squareRoot()
-            L[j, j] = d
+            a[j * n + j] = d
             for i in (j + 1)..<max(j + 1, n) {
-                var t = self[i, j]
-                for k in 0..<j { t -= L[i, k] * L[j, k] }
-                L[i, j] = t / d
+                var t = a[i * n + j]
+                for k in 0..<j { t -= a[i * n + k] * a[j * n + k] }
+                a[i * n + j] = t / d
             }
         }
-        return L
+        return true
     }
 
     public func isPositiveSemidefinite(tolerance: Double = 1e-10) -> Bool {

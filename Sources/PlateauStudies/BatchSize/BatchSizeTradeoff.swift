@@ -213,11 +213,11 @@ public struct BatchSizeTradeoff: Reproduction {
         let e = experiment(loss: protocolName.loss, dimension: d, batchSize: nb, learningRate: eta, steps: 1, times: .list([0]),
                            problem: problem)
         let map = OnlineSGDMap(OnlineSGDTheory(e), dimension: Double(d))
-        var o = map.theory.initialOverlaps
-        var m = [o.cosine(0, 0)]
+        let iteration = OnlineSGDMap.Iteration(map, from: map.theory.initialOverlaps)
+        var m = [iteration.cosine(0, 0)]
         while m.count <= budget {
-            o = map.step(o)
-            let c = o.cosine(0, 0)
+            iteration.advance()
+            let c = iteration.cosine(0, 0)
             guard c.isFinite else { break }
             m.append(c)
             if abs(c) > threshold || abs(c) < m0 * 1e-4 { break }

@@ -250,7 +250,7 @@ public struct GaussianExpectations: Sendable {
         case (.erf, _):
             // Tilt by σ'(u₁), then Stein on u₂: √(2/π)(1+C₁₁)^{−1/2} C'₂₃ E'[f'(u₃)]. For f = erf this
             // is EQUATIONS.md §1.4's (2/π)[C₂₃(1+C₁₁) − C₁₂C₁₃]/[(1+C₁₁)√((1+C₁₁)(1+C₃₃) − C₁₃²)].
-            let tilted23 = c23 - c12 * c13 / (1 + c11), tilted33 = c33 - c13 * c13 / (1 + c11)
+            let tilted23 = Self.erfTilted(c23, c12, c13, c11), tilted33 = Self.erfTilted(c33, c13, c13, c11)
             return Self.meanSlope(.erf, c11) * tilted23 * Self.meanSlope(f, tilted33)
         case (.relu, .relu):
             // Stein on u₂: C₁₂ E[δ(u₁) relu(u₃)] + C₂₃ E[θ(u₁) θ(u₃)].
@@ -303,13 +303,47 @@ public struct GaussianExpectations: Sendable {
         if s == .erf && f == .erf && g == .erf {
             let c11 = C[0, 0], c12 = C[0, 1], c13 = C[0, 2], c14 = C[0, 3]
             let c22 = C[1, 1], c23 = C[1, 2], c24 = C[1, 3], c33 = C[2, 2], c34 = C[2, 3], c44 = C[3, 3]
-            let l4 = (1 + c11) * (1 + c22) - c12 * c12
-            let l0 = l4 * c34 - c23 * c24 * (1 + c11) - c13 * c14 * (1 + c22) + c12 * c13 * c24 + c12 * c14 * c23
-            let l1 = l4 * (1 + c33) - c23 * c23 * (1 + c11) - c13 * c13 * (1 + c22) + 2 * c12 * c13 * c23
-            let l2 = l4 * (1 + c44) - c24 * c24 * (1 + c11) - c14 * c14 * (1 + c22) + 2 * c12 * c14 * c24
-            return 4 / (Double.pi * Double.pi) / l4.squareRoot() * asin(l0 / (l1 * l2).squareRoot())
+            let l4 = Self.erfQuarticDeterminant(c11, c12, c22)
+            let l0 = Self.erfQuarticCross(l4, c11, c22, c13, c23, c14, c24, c34, c12 * c13, c12 * c14)
+            let l1 = Self.erfQuarticNorm(l4, c11, c12, c22, c13, c23, c33)
+            let l2 = Self.erfQuarticNorm(l4, c11, c12, c22, c14, c24, c44)
+            return Self.erfQuarticWeight(l4) * asin(l0 / (l1 * l2).squareRoot())
         }
         return quadrature(C) { u in s.derivative(u[0]) * s.derivative(u[1]) * f.value(u[2]) * g.value(u[3]) }
+    }
+
+    // MARK: The erf closed forms in pieces
+    //
+    // The right-hand side shares these between the entries of Ψ, Φ, Ξ (`OnlineSGDTerms`): a piece
+    // that depends on fewer fields is computed once for all the terms that contain it, with the
+    // same arithmetic as here, so both give the same bits.
+
+    /// C_xy − C₁ₓC₁ᵧ/(1 + C₁₁): the covariance of u_x, u_y after the tilt by σ'(u₁) (erf).
+    @inlinable static func erfTilted(_ cxy: Double, _ c1x: Double, _ c1y: Double, _ c11: Double) -> Double {
+        cxy - c1x * c1y / (1 + c11)
+    }
+
+    /// Λ₄ = (1 + C₁₁)(1 + C₂₂) − C₁₂² of E[σ'(u₁)σ'(u₂)σ(u₃)σ(u₄)] (EQUATIONS.md §1.4).
+    @inlinable static func erfQuarticDeterminant(_ c11: Double, _ c12: Double, _ c22: Double) -> Double {
+        (1 + c11) * (1 + c22) - c12 * c12
+    }
+
+    /// (4/π²) Λ₄^{-1/2}, the prefactor of the quartic.
+    @inlinable static func erfQuarticWeight(_ l4: Double) -> Double {
+        4 / (Double.pi * Double.pi) / l4.squareRoot()
+    }
+
+    /// Λ₁ of the quartic for the field u₃ (Λ₂ is the same function of u₄).
+    @inlinable static func erfQuarticNorm(_ l4: Double, _ c11: Double, _ c12: Double, _ c22: Double,
+                                          _ c13: Double, _ c23: Double, _ c33: Double) -> Double {
+        l4 * (1 + c33) - c23 * c23 * (1 + c11) - c13 * c13 * (1 + c22) + 2 * c12 * c13 * c23
+    }
+
+    /// Λ₀ of the quartic, given the products C₁₂C₁₃ and C₁₂C₁₄ (shared per field).
+    @inlinable static func erfQuarticCross(_ l4: Double, _ c11: Double, _ c22: Double, _ c13: Double, _ c23: Double,
+                                           _ c14: Double, _ c24: Double, _ c34: Double,
+                                           _ c12c13: Double, _ c12c14: Double) -> Double {
+        l4 * c34 - c23 * c24 * (1 + c11) - c13 * c14 * (1 + c22) + c12c13 * c24 + c12c14 * c23
     }
 
     // MARK: Quadrature route

@@ -15,11 +15,16 @@ struct MomentPlan: Sendable {
 
     /// The number of joint fields (at most 16).
     let fieldCount: Int
-    /// Per moment: the range of its children in `childOmega` / `childFactor` / `childIndex`.
+    /// One term Ω_{first, j} β_j E[u^{β − e_j}] of a moment's recursion (Ω as a flat index).
+    struct Child {
+        var omega: Int32
+        var moment: Int32
+        var factor: Double
+    }
+
+    /// Per moment: the range of its children in `children` (stored together, read in one stream).
     private(set) var childStart: [Int32] = [0]
-    private(set) var childOmega: [Int32] = []
-    private(set) var childFactor: [Double] = []
-    private(set) var childIndex: [Int32] = []
+    private(set) var children: [Child] = []
     private var index: [Exponents: Int32] = [:]
 
     /// The most moments a plan may hold (the expansion of E[σ'σ'D²] grows fast with the degree).
@@ -60,12 +65,8 @@ struct MomentPlan: Sendable {
             children.append((Int32(first * fieldCount + j), Double(beta[j]), try register(child)))
         }
         guard childStart.count < Self.maximumMoments else { throw WickError.tooLarge }
-        for (o, f, c) in children {
-            childOmega.append(o)
-            childFactor.append(f)
-            childIndex.append(c)
-        }
-        childStart.append(Int32(childOmega.count))
+        for (o, f, c) in children { self.children.append(Child(omega: o, moment: c, factor: f)) }
+        childStart.append(Int32(self.children.count))
         let i = Int32(childStart.count - 1)
         index[alpha] = i
         return i
@@ -74,16 +75,14 @@ struct MomentPlan: Sendable {
     /// All registered moments at the row-major covariance `omega` (fieldCount²).
     func evaluate(_ omega: UnsafeBufferPointer<Double>, into moments: UnsafeMutableBufferPointer<Double>) {
         moments[0] = 1
-        childOmega.withUnsafeBufferPointer { om in
-        childFactor.withUnsafeBufferPointer { fa in
-        childIndex.withUnsafeBufferPointer { ci in
+        children.withUnsafeBufferPointer { ch in
         childStart.withUnsafeBufferPointer { st in
             for m in 1..<st.count {
                 var sum = 0.0
-                for c in Int(st[m - 1])..<Int(st[m]) { sum += omega[Int(om[c])] * fa[c] * moments[Int(ci[c])] }
+                for c in Int(st[m - 1])..<Int(st[m]) { sum += omega[Int(ch[c].omega)] * ch[c].factor * moments[Int(ch[c].moment)] }
                 moments[m] = sum
             }
-        } } } }
+        } }
     }
 }
 
@@ -151,6 +150,41 @@ struct MomentFunctional: Sendable {
     }
 }
 
+/// Many moment functionals stored flat (one range of `indices`/`coefficients` each), so that one
+/// pass evaluates them all.
+struct FlatFunctionals: Sendable {
+    private(set) var starts: [Int32] = [0]
+    private(set) var indices: [Int32] = []
+    private(set) var coefficients: [Double] = []
+
+    var count: Int { starts.count - 1 }
+
+    /// Appends `list` and returns the index of its first functional.
+    mutating func append(_ list: [MomentFunctional]) -> Int {
+        let first = count
+        for f in list {
+            indices += f.indices
+            coefficients += f.coefficients
+            starts.append(Int32(indices.count))
+        }
+        return first
+    }
+
+    /// Functionals 0..<`end` at the moments `m`, into `values` (each summed in its stored order, as
+    /// `MomentFunctional.value`).
+    func evaluate(_ m: UnsafeMutablePointer<Double>, into values: UnsafeMutablePointer<Double>, upTo end: Int) {
+        starts.withUnsafeBufferPointer { st in
+        indices.withUnsafeBufferPointer { ix in
+        coefficients.withUnsafeBufferPointer { co in
+            for f in 0..<end {
+                var s = 0.0
+                for i in Int(st[f])..<Int(st[f + 1]) { s += co[i] * m[Int(ix[i])] }
+                values[f] = s
+            }
+        } } }
+    }
+}
+
 /// The online-SGD terms of a polynomial problem, exactly. Second-layer weights may change during
 /// training, so every term is kept split by the student units it involves (EQUATIONS.md §1.1):
 ///
@@ -163,12 +197,12 @@ final class WickTerms: Sendable {
     let plan: MomentPlan
     let square: Bool
     let noise: Double
-    // [j][r], [j][r][m] flattened row-major.
-    let psiG: [MomentFunctional], psiS: [MomentFunctional]
-    let phiG: [MomentFunctional], phiS: [MomentFunctional]
-    // Upper-triangle pairs (j ≤ l) in order; S pieces per m, SS per (m ≤ n).
-    let xiGG: [MomentFunctional], xiGS: [MomentFunctional], xiSS: [MomentFunctional], slopes: [MomentFunctional]
-    let driftG: [MomentFunctional], driftS: [MomentFunctional]
+    /// Every functional of Ψ, Φ, E[σD] and Ξ in one flat list (`functionals`), in groups that start at
+    /// these offsets: psiG [j][r], psiS [j][r][m], phiG [j][l], phiS [j][l][m], driftG [j], driftS [j][m];
+    /// then Ξ's, per upper-triangle pair (j ≤ l) in order: slopes, xiGG, xiGS [pair][m], xiSS [pair][m ≤ n].
+    let psiG: Int, psiS: Int, phiG: Int, phiS: Int, driftG: Int, driftS: Int
+    let slopes: Int, xiGG: Int, xiGS: Int, xiSS: Int
+    let functionals: FlatFunctionals
     let riskGG: MomentFunctional, riskGS: [MomentFunctional], riskSS: [MomentFunctional]
 
     /// Builds the expansion for `experiment`; throws `WickError` when a function is not a polynomial,
@@ -242,9 +276,11 @@ final class WickTerms: Sendable {
         for m in 0..<p { for q in m..<p { riskSS.append(try functional(try sigma[m] * sigma[q])) } }
         self.riskSS = riskSS
         self.plan = plan
-        self.psiG = psiG; self.psiS = psiS; self.phiG = phiG; self.phiS = phiS
-        self.xiGG = xiGG; self.xiGS = xiGS; self.xiSS = xiSS; self.slopes = slopes
-        self.driftG = driftG; self.driftS = driftS
+        var flat = FlatFunctionals()
+        (self.psiG, self.psiS, self.phiG, self.phiS) = (flat.append(psiG), flat.append(psiS), flat.append(phiG), flat.append(phiS))
+        (self.driftG, self.driftS) = (flat.append(driftG), flat.append(driftS))
+        (self.slopes, self.xiGG, self.xiGS, self.xiSS) = (flat.append(slopes), flat.append(xiGG), flat.append(xiGS), flat.append(xiSS))
+        functionals = flat
     }
 
     /// The number of distinct moments one evaluation computes.
@@ -259,49 +295,54 @@ final class WickTerms: Sendable {
         }
     }
 
-    func terms(_ o: Overlaps, includeXi: Bool) -> PopulationTerms {
-        let p = self.p, k = self.k, a = o.a
-        return withMoments(o) { m in
-            var t = PopulationTerms(p: p, k: k)
-            for j in 0..<p {
-                for r in 0..<k {
-                    var v = psiG[j * k + r].value(m)
-                    if square { for q in 0..<p where a[q] != 0 { v -= a[q] * psiS[(j * k + r) * p + q].value(m) } }
-                    t.psi[j, r] = v
-                }
-                for l in 0..<p {
-                    var v = phiG[j * p + l].value(m)
-                    if square { for q in 0..<p where a[q] != 0 { v -= a[q] * phiS[(j * p + l) * p + q].value(m) } }
-                    t.phi[j, l] = v
-                }
-                var v = driftG[j].value(m)
-                if square { for q in 0..<p where a[q] != 0 { v -= a[q] * driftS[j * p + q].value(m) } }
-                t.aDrift[j] = v
+    /// The number of functionals one evaluation computes (all of Ψ, Φ, E[σD], Ξ).
+    var functionalCount: Int { functionals.count }
+
+    /// Ψ, Φ, E[σD] and (when `includeXi`) Ξ at the Ω and a held by `w`, into `w`, without allocating:
+    /// the moments, then every functional once, then their combinations with a.
+    func evaluate(_ w: OnlineSGDWorkspace, includeXi: Bool) {
+        let p = self.p, k = self.k, a = w.a
+        plan.evaluate(UnsafeBufferPointer(start: w.omega, count: (p + k) * (p + k)),
+                      into: UnsafeMutableBufferPointer(start: w.moments, count: plan.count))
+        let f = w.functionals
+        functionals.evaluate(w.moments, into: f, upTo: includeXi ? functionals.count : slopes)
+        for j in 0..<p {
+            for r in 0..<k {
+                var v = f[psiG + j * k + r]
+                if square { for q in 0..<p where a[q] != 0 { v -= a[q] * f[psiS + (j * k + r) * p + q] } }
+                w.psi[j * k + r] = v
             }
-            if includeXi {
-                var pair = 0, ss = 0
-                let pairsPerSS = p * (p + 1) / 2
-                for j in 0..<p {
-                    for l in j..<p {
-                        var v = xiGG[pair].value(m) + noise * slopes[pair].value(m)
-                        if square {
-                            for q in 0..<p where a[q] != 0 { v -= 2 * a[q] * xiGS[pair * p + q].value(m) }
-                            var idx = ss
-                            for q in 0..<p {
-                                for s in q..<p {
-                                    if a[q] != 0 && a[s] != 0 { v += (q == s ? 1 : 2) * a[q] * a[s] * xiSS[idx].value(m) }
-                                    idx += 1
-                                }
-                            }
+            for l in 0..<p {
+                var v = f[phiG + j * p + l]
+                if square { for q in 0..<p where a[q] != 0 { v -= a[q] * f[phiS + (j * p + l) * p + q] } }
+                w.phi[j * p + l] = v
+            }
+            var v = f[driftG + j]
+            if square { for q in 0..<p where a[q] != 0 { v -= a[q] * f[driftS + j * p + q] } }
+            w.drift[j] = v
+        }
+        for i in 0..<(p * p) { w.xi[i] = 0 }
+        guard includeXi else { return }
+        var pair = 0, ss = 0
+        let pairsPerSS = p * (p + 1) / 2
+        for j in 0..<p {
+            for l in j..<p {
+                var v = f[xiGG + pair] + noise * f[slopes + pair]
+                if square {
+                    for q in 0..<p where a[q] != 0 { v -= 2 * a[q] * f[xiGS + pair * p + q] }
+                    var idx = ss
+                    for q in 0..<p {
+                        for s in q..<p {
+                            if a[q] != 0 && a[s] != 0 { v += (q == s ? 1 : 2) * a[q] * a[s] * f[xiSS + idx] }
+                            idx += 1
                         }
-                        ss += pairsPerSS
-                        t.xi[j, l] = v
-                        t.xi[l, j] = v
-                        pair += 1
                     }
                 }
+                ss += pairsPerSS
+                w.xi[j * p + l] = v
+                w.xi[l * p + j] = v
+                pair += 1
             }
-            return t
         }
     }
 

@@ -60,12 +60,11 @@ extension GSL {
     static func symmetricPseudoInverse(_ m: PlateauCore.Matrix, relativeCutoff: Double = 1e-10) -> PlateauCore.Matrix {
         let n = m.rows
         guard n > 0 else { return m }
-        let (values, vectors) = symmetricEigen(m, sorted: false)
-        let cutoff = relativeCutoff * (values.map(abs).max() ?? 0)
         var out = PlateauCore.Matrix(rows: n, cols: n)
-        for e in 0..<n where abs(values[e]) > cutoff && values[e] != 0 {
-            let inv = 1 / values[e]
-            for i in 0..<n { for j in 0..<n { out[i, j] += vectors[i, e] * inv * vectors[j, e] } }
+        m.values.withUnsafeBufferPointer { mp in
+            out.values.withUnsafeMutableBufferPointer { op in
+                SymmetricEigenWorkspace(n).pseudoInverse(mp.baseAddress!, into: op.baseAddress!, relativeCutoff: relativeCutoff)
+            }
         }
         return out
     }
@@ -75,16 +74,61 @@ extension GSL {
     static func symmetricEigen(_ m: PlateauCore.Matrix, sorted: Bool = true) -> (values: [Double], vectors: PlateauCore.Matrix) {
         let n = m.rows
         guard n > 0 else { return ([], m) }
-        _ = ready
-        let a = gsl_matrix_alloc(n, n)!, evec = gsl_matrix_alloc(n, n)!, eval = gsl_vector_alloc(n)!
-        let work = gsl_eigen_symmv_alloc(n)!
-        defer { gsl_matrix_free(a); gsl_matrix_free(evec); gsl_vector_free(eval); gsl_eigen_symmv_free(work) }
-        for i in 0..<n { for j in 0..<n { gsl_matrix_set(a, i, j, 0.5 * (m[i, j] + m[j, i])) } }
+        let solver = SymmetricEigenWorkspace(n)
+        m.values.withUnsafeBufferPointer { solver.decompose($0.baseAddress!, sorted: sorted) }
+        var vectors = PlateauCore.Matrix(rows: n, cols: n)
+        for i in 0..<n { for j in 0..<n { vectors[i, j] = solver.vector(i, j) } }
+        return ((0..<n).map { solver.value($0) }, vectors)
+    }
+}
+
+/// GSL's symmetric eigen-solver for n×n matrices with its storage allocated once, so that a loop
+/// (the exact map's pseudo-inverse of Q⊥ every step) allocates nothing.
+final class SymmetricEigenWorkspace {
+    let n: Int
+    private let a: UnsafeMutablePointer<gsl_matrix>, evec: UnsafeMutablePointer<gsl_matrix>
+    private let eval: UnsafeMutablePointer<gsl_vector>, work: UnsafeMutablePointer<gsl_eigen_symmv_workspace>
+
+    init(_ n: Int) {
+        precondition(n > 0)
+        _ = GSL.ready
+        self.n = n
+        a = gsl_matrix_alloc(n, n)!
+        evec = gsl_matrix_alloc(n, n)!
+        eval = gsl_vector_alloc(n)!
+        work = gsl_eigen_symmv_alloc(n)!
+    }
+
+    deinit {
+        gsl_matrix_free(a)
+        gsl_matrix_free(evec)
+        gsl_vector_free(eval)
+        gsl_eigen_symmv_free(work)
+    }
+
+    /// Decomposes the symmetric part of the row-major n×n matrix at `m`.
+    func decompose(_ m: UnsafePointer<Double>, sorted: Bool) {
+        for i in 0..<n { for j in 0..<n { gsl_matrix_set(a, i, j, 0.5 * (m[i * n + j] + m[j * n + i])) } }
         gsl_eigen_symmv(a, eval, evec, work)
         if sorted { gsl_eigen_symmv_sort(eval, evec, GSL_EIGEN_SORT_VAL_DESC) }
-        var vectors = PlateauCore.Matrix(rows: n, cols: n)
-        for i in 0..<n { for j in 0..<n { vectors[i, j] = gsl_matrix_get(evec, i, j) } }
-        return ((0..<n).map { gsl_vector_get(eval, $0) }, vectors)
+    }
+
+    /// Eigenvalue e and component i of its eigenvector, of the last decomposition.
+    func value(_ e: Int) -> Double { gsl_vector_get(eval, e) }
+    func vector(_ i: Int, _ e: Int) -> Double { gsl_matrix_get(evec, i, e) }
+
+    /// The pseudo-inverse of the symmetric part of the row-major n×n matrix at `m`, into `out`
+    /// (`GSL.symmetricPseudoInverse`).
+    func pseudoInverse(_ m: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>, relativeCutoff: Double) {
+        decompose(m, sorted: false)
+        var largest = 0.0
+        for e in 0..<n { largest = max(largest, abs(value(e))) }
+        let cutoff = relativeCutoff * largest
+        for i in 0..<(n * n) { out[i] = 0 }
+        for e in 0..<n where abs(value(e)) > cutoff && value(e) != 0 {
+            let inv = 1 / value(e)
+            for i in 0..<n { for j in 0..<n { out[i * n + j] += vector(i, e) * inv * vector(j, e) } }
+        }
     }
 }
 

@@ -47,6 +47,10 @@ public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
     public let route: TheoryRoute
     let wick: WickTerms?
     let cubature: QuadratureTerms?
+    /// The closed-form route with erf student and teacher computes the pieces its terms share once
+    /// (`SharedErfTerms`); false: one `GaussianExpectations` call per term (`PerTermExpectations`,
+    /// the reference the tests compare it with).
+    var sharesErfTerms: Bool
 
     /// The theory of `experiment`. `route` nil chooses the first of `TheoryRoute.available(for:)`
     /// (falling back to quadrature if a Wick expansion turns out too large); a route that cannot
@@ -69,6 +73,7 @@ public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
         }
         self.route = chosen
         self.wick = wick
+        sharesErfTerms = chosen == .closedForm && experiment.student.activation == .erf && experiment.teacher.activation == .erf
         if chosen == .quadrature {
             // Calibrate at the start and at a half-learned state (M_jj = 0.5 on the diagonal).
             let start = Self.startOverlaps(experiment)
@@ -194,96 +199,26 @@ public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
 
     /// The averaged increments per unit time at overlaps `o`: (dM/dt, dQ/dt, da/dt).
     public func derivatives(_ o: Overlaps) -> (dM: Matrix, dQ: Matrix, da: [Double]) {
-        let t = expectationTerms(o)
-        let eta = experiment.training.learningRate, kappa = experiment.training.weightDecay
-        let nb = Double(experiment.training.batchSize)
+        let w = makeWorkspace()
+        w.load(o)
+        evaluateTerms(w)
+        var f = [Double](repeating: 0, count: stateDimension)
+        f.withUnsafeMutableBufferPointer { writeRates(w, into: $0) }
         var dM = Matrix(rows: p, cols: k), dQ = Matrix(rows: p, cols: p)
-        for j in 0..<p { for r in 0..<k {
-            dM[j, r] = eta * o.a[j] * t.psi[j, r] - eta * kappa * o.M[j, r]
-        } }
-        for j in 0..<p { for l in j..<p {
-            var v = eta * (o.a[j] * t.phi[j, l] + o.a[l] * t.phi[l, j]) - 2 * eta * kappa * o.Q[j, l]
-            if !populationFlow { v += eta * eta / nb * o.a[j] * o.a[l] * t.xi[j, l] }
-            dQ[j, l] = v
-            dQ[l, j] = v
-        } }
-        if experiment.student.spherical {
-            // Renormalising every row to its current norm (EQUATIONS.md §1.3, continuum limit):
-            // dM_jr −= M_jr dQ_jj / (2Q_jj), dQ_jl −= Q_jl (dQ_jj/Q_jj + dQ_ll/Q_ll)/2, so dQ_jj = 0.
-            let rate = (0..<p).map { dQ[$0, $0] / o.Q[$0, $0] }
-            for j in 0..<p { for r in 0..<k { dM[j, r] -= 0.5 * o.M[j, r] * rate[j] } }
-            for j in 0..<p { for l in 0..<p { dQ[j, l] -= 0.5 * o.Q[j, l] * (rate[j] + rate[l]) } }
-        }
-        let etaA = experiment.student.secondLayerLearningRate
-        let da = trainsA ? t.aDrift.map { etaA * $0 } : Array(repeating: 0, count: p)
+        for i in 0..<(p * k) { dM.values[i] = f[i] }
+        var idx = p * k
+        for j in 0..<p { for l in j..<p { dQ[j, l] = f[idx]; dQ[l, j] = f[idx]; idx += 1 } }
+        let da = trainsA ? Array(f[idx...]) : Array(repeating: 0, count: p)
         return (dM, dQ, da)
     }
 
     /// Ψ (p×k), Φ (p×p), Ξ (p×p, symmetric) and E[σ(λ_j) D] at overlaps `o` (EQUATIONS.md §1.1).
     public func expectationTerms(_ o: Overlaps) -> (psi: Matrix, phi: Matrix, xi: Matrix, aDrift: [Double]) {
-        if wick != nil || cubature != nil {
-            let t = wick?.terms(o, includeXi: !populationFlow) ?? cubature!.terms(o, includeXi: !populationFlow)
-            return (t.psi, t.phi, t.xi, t.aDrift)
-        }
-        let s = sigma, t = teacherActivation, E = expectations
-        let square = experiment.training.loss == .square
-        let delta = experiment.teacher.noiseVariance
-        let a = o.a, b = self.b, dim = p + k
-        var psi = Matrix(rows: p, cols: k), phi = Matrix(rows: p, cols: p), xi = Matrix(rows: p, cols: p)
-        var aDrift = [Double](repeating: 0, count: p)
-        o.jointCovariance.values.withUnsafeBufferPointer { omega in
-        for j in 0..<p {
-            // Ψ_jr = Σ_s b_s E[σ'(λ_j) ν_r σ*(ν_s)] − Σ_m a_m E[σ'(λ_j) ν_r σ(λ_m)]
-            for r in 0..<k {
-                var v = 0.0
-                for q in 0..<k where b[q] != 0 { v += b[q] * E.stein(s, t, FieldCovariance(omega, dim, j, p + r, p + q)) }
-                if square { for m in 0..<p where a[m] != 0 { v -= a[m] * E.stein(s, s, FieldCovariance(omega, dim, j, p + r, m)) } }
-                psi[j, r] = v
-            }
-            // Φ_jl = Σ_s b_s E[σ'(λ_j) λ_l σ*(ν_s)] − Σ_m a_m E[σ'(λ_j) λ_l σ(λ_m)]
-            for l in 0..<p {
-                var v = 0.0
-                for q in 0..<k where b[q] != 0 { v += b[q] * E.stein(s, t, FieldCovariance(omega, dim, j, l, p + q)) }
-                if square { for m in 0..<p where a[m] != 0 { v -= a[m] * E.stein(s, s, FieldCovariance(omega, dim, j, l, m)) } }
-                phi[j, l] = v
-            }
-            if trainsA {
-                var v = 0.0
-                for q in 0..<k where b[q] != 0 { v += b[q] * E.pair(s, t, FieldCovariance(omega, dim, j, p + q)) }
-                if square { for m in 0..<p where a[m] != 0 { v -= a[m] * E.pair(s, s, FieldCovariance(omega, dim, j, m)) } }
-                aDrift[j] = v
-            }
-        }
-        if !populationFlow {
-            for j in 0..<p { for l in j..<p where a[j] != 0 && a[l] != 0 {
-                // Ξ_jl = E[σ'σ' g²] − 2E[σ'σ' g f] + E[σ'σ' f²] + Δ E[σ'σ'] (square);
-                //        E[σ'σ' g²] + Δ E[σ'σ'] (correlation). Symmetric pairs are summed once.
-                var v = 0.0
-                for q in 0..<k where b[q] != 0 {
-                    for r in q..<k where b[r] != 0 {
-                        let e = E.quartic(s, t, t, FieldCovariance(omega, dim, j, l, p + q, p + r))
-                        v += (q == r ? 1 : 2) * b[q] * b[r] * e
-                    }
-                }
-                if square {
-                    for q in 0..<k where b[q] != 0 {
-                        for m in 0..<p where a[m] != 0 {
-                            v -= 2 * b[q] * a[m] * E.quartic(s, t, s, FieldCovariance(omega, dim, j, l, p + q, m))
-                        }
-                    }
-                    for m in 0..<p where a[m] != 0 {
-                        for n in m..<p where a[n] != 0 {
-                            v += (m == n ? 1 : 2) * a[m] * a[n] * E.quartic(s, s, s, FieldCovariance(omega, dim, j, l, m, n))
-                        }
-                    }
-                }
-                if delta != 0 { v += delta * E.slopePair(s, s, FieldCovariance(omega, dim, j, l)) }
-                xi[j, l] = v
-                xi[l, j] = v
-            } }
-        }
-        }
-        return (psi, phi, xi, aDrift)
+        let w = makeWorkspace()
+        w.load(o)
+        evaluateTerms(w)
+        let t = w.terms
+        return (t.psi, t.phi, t.xi, t.aDrift)
     }
 
     // MARK: Integration
@@ -291,21 +226,18 @@ public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
     /// The ODE problem on the state layout above; integration stops with a status when the
     /// overlaps leave the cone of valid covariances.
     public var problem: ODEProblem {
-        let theory = self
-        let p = self.p, k = self.k, trainsA = self.trainsA
+        // One workspace per problem: the right-hand side and the check allocate nothing.
+        let theory = self, w = makeWorkspace(), checked = makeWorkspace()
         return ODEProblem(dimension: stateDimension, rhs: { _, y, f in
-            let o = theory.overlaps(fromState: y)
-            let (dM, dQ, da) = theory.derivatives(o)
-            var idx = 0
-            for i in 0..<(p * k) { f[idx] = dM.values[i]; idx += 1 }
-            for j in 0..<p { for l in j..<p { f[idx] = dQ[j, l]; idx += 1 } }
-            if trainsA { for j in 0..<p { f[idx] = da[j]; idx += 1 } }
+            theory.load(state: y, into: w)
+            theory.evaluateTerms(w)
+            theory.writeRates(w, into: f)
         }, check: { y in
-            let o = theory.overlaps(fromState: y)
-            if o.jointCovariance.choleskyPSD(tolerance: 1e-12) == nil {
-                return (.leftPSDCone, "the overlaps left the PSD cone: [[Q, M], [Mᵀ, P]] is not positive semi-definite")
+            let inside = y.withUnsafeBufferPointer { yp in
+                theory.load(state: yp, into: checked)
+                return checked.omegaIsPSD(tolerance: 1e-12)
             }
-            return nil
+            return inside ? nil : (.leftPSDCone, "the overlaps left the PSD cone: [[Q, M], [Mᵀ, P]] is not positive semi-definite")
         })
     }
 
