@@ -97,7 +97,9 @@ public struct SpectralTransitionStudy: Reproduction {
         result.add("spectrum_L.csv", spectrum)
         let table = MarkdownTable.render(["target", "d", "α", "overlap", "theory", "finite d (mean ± SE)", "verdict"], rows)
         let tops = spectra.map { alpha, values in
-            "α = \(alpha): top Re λ(L) = \(MarkdownTable.number(values.first?.re ?? .nan, 4)) (theory outlier α/α_c = \(MarkdownTable.number(alpha / 0.5, 4)) above α_c = ½; bulk radius √(α/α_c) = \(MarkdownTable.number((alpha / 0.5).squareRoot(), 4)))"
+            "α = \(alpha): top Re λ(L) = \(MarkdownTable.number(values.first?.re ?? .nan, 4)); theory: bulk radius √(α/α_c) = "
+                + "\(MarkdownTable.number((alpha / 0.5).squareRoot(), 4))"
+                + (alpha > 0.5 ? ", outlier α/α_c = \(MarkdownTable.number(alpha / 0.5, 4))" : ", no outlier (α < α_c = ½)")
         }
         result.summary = table + "\n" + tops.joined(separator: "\n") + "\n"
         result.add("README.md", """
