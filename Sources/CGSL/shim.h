@@ -24,4 +24,8 @@ static inline const gsl_odeiv2_step_type *plateau_step_rk4(void) { return gsl_od
 static inline const gsl_integration_fixed_type *plateau_fixed_hermite(void) { return gsl_integration_fixed_hermite; }
 static inline const gsl_qrng_type *plateau_qrng_sobol(void) { return gsl_qrng_sobol; }
 
+/* The CBLAS behind GSL is OpenBLAS (see module.modulemap): the DMFT runs it single-threaded and
+   parallelises over particle replicas instead. */
+void openblas_set_num_threads(int num_threads);
+
 #endif
