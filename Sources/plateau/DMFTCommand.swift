@@ -34,43 +34,24 @@ struct DMFTCommand: ParsableCommand {
 
     @OptionGroup var common: SpecOptions
 
-    @Option(name: .long, help: "Override training.particles (the total number of Monte-Carlo particles S).")
-    var particles: Int?
-
-    @Option(name: .long, help: "Independent particle populations (their spread gives the standard errors).")
-    var replicas: Int = DMFTOptions().replicas
-
-    @Option(name: .customLong("block-size"), help: "Particles per block of the BLAS products.")
-    var blockSize: Int = DMFTOptions().blockSize
-
-    @Option(name: .long, help: "auto (the exact Gaussian path when it applies), gaussian, or monte-carlo.")
-    var method: DMFTMethod = .auto
-
-    @Option(name: .long, help: "causal (the block-Cholesky noise of EQUATIONS.md §3) or redrawn (negative control: time correlations dropped).")
-    var noise: DMFTNoise = .causal
-
-    func validate() throws {
-        if let particles, particles < 2 { throw ValidationError("--particles must be an integer ≥ 2 (got \(particles))") }
-        guard replicas >= 2 else { throw ValidationError("--replicas must be an integer ≥ 2 (got \(replicas))") }
-        guard blockSize >= 1 else { throw ValidationError("--block-size must be an integer ≥ 1 (got \(blockSize))") }
-    }
+    @OptionGroup var dmft: DMFTArguments
 
     func run() throws {
         let experiment = try common.experiment()
         let writer = try common.writer(default: "dmft")
         let start = Date()
-        let (dmft, result) = try Self.solve(experiment, options: options, method: method, quiet: common.quiet)
+        let (solved, result) = try dmft.solve(experiment, seed: common.seed, quiet: common.quiet)
         let seconds = Date().timeIntervalSince(start)
         try writer.write("dmft.csv", SimulationRun.summaryCSV(result.mean, result.standardError))
         try writer.write("kernels.csv", Self.kernelsCSV(result))
         let report: [String: Any] = [
             "plateau_version": PlateauVersion.string,
             "command": "dmft",
-            "spec": dmft.experiment.specTree,
+            "spec": solved.experiment.specTree,
             "method": result.method,
             "particles": result.particles,
             "replicas": result.replicas,
-            "noise": noise.rawValue,
+            "noise": dmft.noise.rawValue,
             "master_seed": common.seed,
             "seconds": seconds,
             "time_axis": "t = GD step (multi-pass, n = αd reused samples)",
@@ -96,25 +77,6 @@ struct DMFTCommand: ParsableCommand {
         print("wrote \(writer.path("dmft.csv")), \(writer.path("kernels.csv")), \(writer.path("report.json"))")
     }
 
-    var options: DMFTOptions {
-        DMFTOptions(particles: particles, replicas: replicas, seed: common.seed, blockSize: blockSize, noise: noise)
-    }
-
-    /// The DMFT of a multipass experiment by the chosen method (shared by `dmft` and `compare`).
-    static func solve(_ experiment: Experiment, options: DMFTOptions, method: DMFTMethod, quiet: Bool) throws -> (MultipassDMFT, DMFTResult) {
-        do {
-            let dmft = try MultipassDMFT(experiment)
-            let gaussian = method == .gaussian || (method == .auto && dmft.isGaussian && options.noise == .causal)
-            if gaussian { return (dmft, try dmft.gaussianPath()) }
-            let progress = Progress("dmft", parts: 1, enabled: !quiet)
-            let result = try dmft.run(options) { progress.update(part: 0, fraction: $0) }
-            progress.done()
-            return (dmft, result)
-        } catch let error as SpecError {
-            throw ValidationError("invalid DMFT settings: \(error)")
-        }
-    }
-
     static func kernelsCSV(_ result: DMFTResult) -> String {
         guard let first = result.effectiveRegularisation.first else { return "t\n" }
         let p = first.rows
@@ -127,5 +89,48 @@ struct DMFTCommand: ParsableCommand {
             out += row.joined(separator: ",") + "\n"
         }
         return out
+    }
+}
+
+/// The DMFT's options, shared by `dmft` and `compare`.
+struct DMFTArguments: ParsableArguments {
+    @Option(name: .long, help: "Override training.particles (the total number of Monte-Carlo particles S).")
+    var particles: Int?
+
+    @Option(name: .long, help: "Independent particle populations (their spread gives the standard errors).")
+    var replicas: Int = DMFTOptions().replicas
+
+    @Option(name: .customLong("block-size"), help: "Particles per block of the BLAS products.")
+    var blockSize: Int = DMFTOptions().blockSize
+
+    @Option(name: .long, help: "auto (the exact Gaussian path when it applies), gaussian, or monte-carlo.")
+    var method: DMFTMethod = .auto
+
+    @Option(name: .long, help: "causal (the block-Cholesky noise of EQUATIONS.md §3) or redrawn (negative control: time correlations dropped).")
+    var noise: DMFTNoise = .causal
+
+    func validate() throws {
+        if let particles, particles < 2 { throw ValidationError("--particles must be an integer ≥ 2 (got \(particles))") }
+        guard replicas >= 2 else { throw ValidationError("--replicas must be an integer ≥ 2 (got \(replicas))") }
+        guard blockSize >= 1 else { throw ValidationError("--block-size must be an integer ≥ 1 (got \(blockSize))") }
+    }
+
+    func options(seed: UInt64) -> DMFTOptions {
+        DMFTOptions(particles: particles, replicas: replicas, seed: seed, blockSize: blockSize, noise: noise)
+    }
+
+    /// The DMFT of a multipass experiment by the chosen method.
+    func solve(_ experiment: Experiment, seed: UInt64, quiet: Bool) throws -> (MultipassDMFT, DMFTResult) {
+        do {
+            let dmft = try MultipassDMFT(experiment)
+            let gaussian = method == .gaussian || (method == .auto && dmft.isGaussian && noise == .causal)
+            if gaussian { return (dmft, try dmft.gaussianPath()) }
+            let progress = Progress("dmft", parts: 1, enabled: !quiet)
+            let result = try dmft.run(options(seed: seed)) { progress.update(part: 0, fraction: $0) }
+            progress.done()
+            return (dmft, result)
+        } catch let error as SpecError {
+            throw ValidationError("invalid DMFT settings: \(error)")
+        }
     }
 }

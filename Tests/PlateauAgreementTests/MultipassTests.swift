@@ -3,6 +3,7 @@ import Testing
 import PlateauCompare
 import PlateauCore
 import PlateauSimulation
+import PlateauStudies
 @testable import PlateauTheory
 
 /// Multi-pass GD with sample reuse: the finite-d simulator and the DMFT against the exact ridge
@@ -207,6 +208,24 @@ struct MultipassTests {
         let (wrongWorst, rejected) = Self.compareWithReferenceSimulations(wrong, assert: false)
         print("negative control at α = 3: largest |deviation|/threshold = \(wrongWorst), rejected: \(rejected)")
         #expect(rejected)
+    }
+
+    @Test("DMFT vs Plateau's simulator at α = 5 (plateau compare's machinery); redrawn noise is rejected by the same comparison")
+    func compareAlpha5() throws {
+        let experiment = MultipassReference.reluExperiment(alpha: 5, steps: 6)
+        let d = Self.long ? 2500 : 800, seeds = Self.long ? 32 : 12
+        let particles = Self.long ? 4_000_000 : 500_000
+        // dmft.md §2's tolerance 0.002 (in m and the test error) as the allowance b/d; z·√(SE²_sim + SE²_DMFT) on top.
+        let criterion = AgreementCriterion(familywiseAlpha: 0.01, finiteSizeAllowance: 0.002 * Double(d), integratorTolerance: 0)
+        let start = Date()
+        let run = try MultipassComparison.run(experiment, dimension: d, seeds: seeds, masterSeed: 21,
+                                              dmft: DMFTOptions(particles: particles, seed: 5), criterion: criterion)
+        print("α = 5, d = \(d), \(seeds) seeds, S = \(run.theory.particles): \(run.report.summary) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
+        #expect(run.report.agreesEverywhere, "\(run.report.summary)")
+        let wrong = try MultipassDMFT(experiment).run(DMFTOptions(particles: particles, seed: 5, noise: .redrawnEachStep))
+        let control = try MultipassComparison.run(experiment, dimension: d, seeds: seeds, masterSeed: 21, theory: wrong, criterion: criterion)
+        print("negative control at α = 5: \(control.report.comparisons.filter { !$0.agrees }.count) of \(control.report.comparisons.count) comparisons differ; worst \(control.report.worst.map { "\($0.observable) t = \($0.time): \(abs($0.meanDeviation) / $0.threshold)× threshold" } ?? "-")")
+        #expect(!control.report.agreesEverywhere)
     }
 
     /// b of the finite-size allowance b/d for the ridge comparisons (in the observables' units).

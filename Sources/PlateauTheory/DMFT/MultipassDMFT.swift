@@ -61,7 +61,8 @@ public struct DMFTResult: Sendable {
 /// multi-pass simulator; the test risk is `OnlineSGDTheory`'s population risk of (m, Q).
 public struct MultipassDMFT: Sendable {
     public let experiment: Experiment
-    let scorer: OnlineSGDTheory
+    /// The population risk of (m, Q), shared with the simulator's curves.
+    public let scorer: OnlineSGDTheory
 
     /// The largest p and k accepted, and the longest horizon.
     public static let maximumWidth = 8
