@@ -49,3 +49,25 @@ struct MultipassCLITests {
         #expect(b.status == 64 && b.stderr.contains("training.alpha") && b.stderr.contains("-2"), "\(b.stderr)")
     }
 }
+
+extension MultipassCLITests {
+    @Test("reproduce batch-reuse --quick: overlaps and curves for DMFT, reuse and fresh samples; specs; notebook")
+    func batchReuse() throws {
+        let folder = CLITests.temporaryFolder()
+        let r = try CLITests.run(["reproduce", "batch-reuse", "--quick", "--quiet", "--out", folder.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        try ReproduceTests.checkFolder(folder, columns: [
+            "overlaps.csv": ["alpha", "method", "t", "row", "direction", "overlap", "se"],
+            "curves.csv": ["alpha", "method", "t", "risk", "risk_se", "train_loss", "train_loss_se"],
+        ], readme: ["DMFT against the simulator", "He₃"], specs: ["multipass-alpha3.yaml", "fresh-alpha3.yaml"])
+        try ReproduceTests.checkNotebook(folder, reads: ["overlaps.csv", "curves.csv"])
+        let overlaps = try ReproduceTests.readCSV(folder.appendingPathComponent("overlaps.csv"))
+        for method in ["dmft", "multipass-simulation", "fresh-simulation"] {
+            #expect(overlaps.rows.contains { $0["method"] == method }, "no \(method) rows")
+        }
+        // The spec written is read back by plateau dmft.
+        let dmft = try CLITests.run(["dmft", "--spec", folder.appendingPathComponent("specs/multipass-alpha3.yaml").path,
+                                     "--particles", "2000", "--replicas", "2", "--quiet", "--out", folder.appendingPathComponent("dmft").path])
+        #expect(dmft.status == 0, "\(dmft.stderr)")
+    }
+}

@@ -53,6 +53,8 @@ public struct DMFTResult: Sendable {
     public var replicas: Int
     /// "monte-carlo" or "gaussian" (the exact linear-Gaussian fast path).
     public var method: String
+    /// Each replica's curve (for standard errors of derived quantities); the Gaussian path's one curve.
+    public var replicaCurves: [Trajectory]
 }
 
 /// Dynamical mean-field theory of multi-pass full-batch GD with sample reuse (EQUATIONS.md §3): the
@@ -132,7 +134,7 @@ public struct MultipassDMFT: Sendable {
         zero.values = curve.values.map { $0.map { _ in 0 } }
         return DMFTResult(mean: curve, standardError: zero, effectiveRegularisation: process.effectiveRegularisation,
                           effectiveRegularisationError: process.effectiveRegularisation.map { Matrix(rows: $0.rows, cols: $0.cols) },
-                          particles: width, replicas: 1, method: "gaussian")
+                          particles: width, replicas: 1, method: "gaussian", replicaCurves: [curve])
     }
 
     /// The Monte-Carlo effective process: `options.replicas` independent populations in parallel
@@ -185,7 +187,8 @@ public struct MultipassDMFT: Sendable {
             lambdaSE.append(sMat)
         }
         return DMFTResult(mean: mean, standardError: se, effectiveRegularisation: lambdaMean,
-                          effectiveRegularisationError: lambdaSE, particles: perReplica * R, replicas: R, method: "monte-carlo")
+                          effectiveRegularisationError: lambdaSE, particles: perReplica * R, replicas: R, method: "monte-carlo",
+                          replicaCurves: results.map(\.0))
     }
 
     /// The recorded curve of one process: the simulator's observables plus `train_loss`.
