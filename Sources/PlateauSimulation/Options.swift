@@ -24,6 +24,10 @@ public struct SimulationOptions: Sendable, Hashable {
     /// Checks the experiment and these options together; throws a `SpecError` naming the field.
     public func validate(for experiment: Experiment) throws {
         try experiment.validate()
+        guard experiment.training.trainingProtocol == .online else {
+            throw SpecError(field: "training.protocol", value: "\"\(experiment.training.trainingProtocol.rawValue)\"",
+                            reason: "the online-SGD simulator needs online (multipass: MultipassGDSimulator)")
+        }
         let p = experiment.student.p, k = experiment.teacher.k
         let dMin = Self.minimumDimension(p: p, k: k)
         guard dimension >= dMin else {

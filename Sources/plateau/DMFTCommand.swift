@@ -38,6 +38,9 @@ struct DMFTCommand: ParsableCommand {
 
     func run() throws {
         let experiment = try common.experiment()
+        guard experiment.multipass != nil else {
+            throw ValidationError("training.protocol: plateau dmft needs a multipass spec (--spec FILE with training.protocol: multipass)")
+        }
         let writer = try common.writer(default: "dmft")
         let start = Date()
         let (solved, result) = try dmft.solve(experiment, seed: common.seed, quiet: common.quiet)

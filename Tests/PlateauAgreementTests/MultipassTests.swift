@@ -228,6 +228,36 @@ struct MultipassTests {
         #expect(!control.report.agreesEverywhere)
     }
 
+    @Test("T = 50 (Q_v nearly singular once converged): Monte-Carlo DMFT within its error of the exact Gaussian path")
+    func longHorizon() throws {
+        var c = MultipassReference.ridge[1]
+        c.ridge = 0.1
+        let dmft = try MultipassDMFT(c.experiment(steps: 50))
+        let exact = try dmft.gaussianPath()
+        let result = try dmft.run(DMFTOptions(particles: 200_000, seed: 9))
+        #expect(result.mean.status == .completed && result.mean.times.count == 51)
+        let (worst, _) = Self.check(result, against: { t, n in
+            exact.mean.subset(times: [Double(t)], names: [n]).values[0][0]
+        }, names: Self.ridgeNames)
+        print("T = 50 ridge: Monte Carlo vs Gaussian path, largest |dev|/SE = \(worst)")
+    }
+
+    @Test("p = k = 4, T = 50, correlation loss, label noise, ridge: every output finite with a finite standard error")
+    func wide() throws {
+        var e = Experiment(teacher: TeacherSpec(k: 4, activation: .erf, noiseVariance: 0.1),
+                           student: StudentSpec(p: 4, activation: .tanh, secondLayer: [0.5, 0.5, 0.5, 0.5]),
+                           training: TrainingSpec(multipass: MultipassSettings(alpha: 2, steps: 50, ridge: 0.1), loss: .correlation,
+                                                  learningRate: 0.1),
+                           initialization: .orthogonal(Q: .identity(4)))
+        let result = try MultipassDMFT(e).run(DMFTOptions(particles: 32_000, seed: 4))
+        #expect(result.mean.status == .completed && result.mean.times.count == 51)
+        #expect(result.mean.values.allSatisfy { $0.allSatisfy(\.isFinite) })
+        #expect(result.standardError.values.dropFirst().allSatisfy { $0.allSatisfy(\.isFinite) })
+        e.training.loss = .square
+        let square = try MultipassDMFT(e).run(DMFTOptions(particles: 32_000, seed: 4))
+        #expect(square.mean.status == .completed && square.mean.values.allSatisfy { $0.allSatisfy(\.isFinite) })
+    }
+
     /// b of the finite-size allowance b/d for the ridge comparisons (in the observables' units).
     /// Finite-d corrections of the normalised spectral moments of XᵀX/d are O(1/d) (e.g.
     /// E tr(XᵀX/d)²/d = α(α + 1 + 1/d)); calibration recorded with the test output: see README.

@@ -163,6 +163,13 @@ public struct SampleLoss: Sendable {
         loss = experiment.training.loss
     }
 
+    /// The student output f = Σ_j a_j σ(ĥ_j) at fields `h` (length p).
+    @inlinable public func output(fields h: UnsafePointer<Double>) -> Double {
+        var f = 0.0
+        for j in 0..<secondLayer.count { f += secondLayer[j] * activation.value(h[j]) }
+        return f
+    }
+
     /// ℓ at fields `h` (length p) and label `y`; writes g (length p) to `gradient`. Allocation-free.
     @inlinable public func evaluate(fields h: UnsafePointer<Double>, label y: Double,
                                     gradient g: UnsafeMutablePointer<Double>) -> Double {

@@ -55,6 +55,9 @@ final class EffectiveProcess {
     var m: [Matrix] = []
     var Q: [Matrix] = []
     var trainLoss: [Double] = []
+    /// ½⟨(y − f(v(t) + m P⁻¹ h*))²⟩: the population risk of (m, Q) estimated on the rows (v(t) is
+    /// independent of h*, so v(t) + m P⁻¹ h* is a fresh sample's field).
+    var testRisk: [Double] = []
     /// Λ(t) = λI + Γ(t, t).
     var effectiveRegularisation: [Matrix] = []
     var status: TrajectoryStatus = .completed
@@ -93,7 +96,8 @@ final class EffectiveProcess {
         g.initialize(repeating: 0, count: rows * T * p)
 
         // Initial state from the prescribed overlaps.
-        let (m0, Q0) = Self.start(experiment)
+        let start = OnlineSGDTheory.startOverlaps(experiment)   // random weights: their d = ∞ limit
+        let (m0, Q0) = (start.M, start.Q)
         let LP = P.choleskyPSD()!
         let schur = Q0 - m0 * PInverse * m0.transposed
         let LPerp = Self.symmetrised(schur).choleskyPSD(tolerance: 1e-10, scale: max(1, (0..<p).map { Q0[$0, $0] }.max()!))
@@ -127,16 +131,6 @@ final class EffectiveProcess {
         for buffer in [hStar, labels, z, h, v, g, gLast, scratch] { buffer.deallocate() }
     }
 
-    /// (m(0), Q(0)) of the experiment's initial condition (random weights: their d = ∞ limit).
-    static func start(_ experiment: Experiment) -> (Matrix, Matrix) {
-        let p = experiment.student.p, k = experiment.teacher.k
-        switch experiment.initialization {
-        case let .overlaps(M, Q): return (M, Q)
-        case let .orthogonal(Q): return (Matrix(rows: p, cols: k), Q)
-        case let .random(scale, _): return (Matrix(rows: p, cols: k), scale * scale * .identity(p))
-        }
-    }
-
     static func symmetrised(_ S: Matrix) -> Matrix {
         var out = S
         for i in 0..<S.rows { for j in 0..<i { let x = 0.5 * (S[i, j] + S[j, i]); out[i, j] = x; out[j, i] = x } }
@@ -166,7 +160,7 @@ final class EffectiveProcess {
             for i in 0..<gg.count { gg[i] = 0 }
             for i in 0..<gv.count { gv[i] = 0; vv[i] = 0 }
             for i in 0..<gh.count { gh[i] = 0 }
-            var lossSum = 0.0
+            var lossSum = 0.0, riskSum = 0.0
             var start = 0
             while start < rows {
                 let count = min(blockSize, rows - start)
@@ -182,6 +176,10 @@ final class EffectiveProcess {
                         f[j] = x
                     }
                     lossSum += loss.evaluate(fields: f, label: labels[r], gradient: gCol + i * gLd)
+                    let vt = v + r * Hp + t * p
+                    for j in 0..<p { f[j] += vt[j] - ht[j] }   // the same field with v(t) in place of h(t)
+                    let e = labels[r] - loss.output(fields: f)
+                    riskSum += 0.5 * e * e
                 }
                 let vBlock = v + start * Hp
                 // ⟨v(t) v(0..t)ᵀ⟩
@@ -204,6 +202,7 @@ final class EffectiveProcess {
             for j in 0..<p { for l in 0..<p { q[j, l] += Qv[t * p + j, t * p + l] } }
             Q.append(q)
             trainLoss.append(weight * lossSum)
+            testRisk.append(weight * riskSum)
             guard lossSum.isFinite, q.allFinite else {
                 status = .diverged
                 message = "the effective process became non-finite at step \(t)"

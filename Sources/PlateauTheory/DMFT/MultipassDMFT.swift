@@ -129,7 +129,7 @@ public struct MultipassDMFT: Sendable {
         }
         process.fromData = true
         process.run()
-        let curve = trajectory(process)
+        let curve = trajectory(process, scoreRisk: true)
         var zero = curve
         zero.values = curve.values.map { $0.map { _ in 0 } }
         return DMFTResult(mean: curve, standardError: zero, effectiveRegularisation: process.effectiveRegularisation,
@@ -171,6 +171,11 @@ public struct MultipassDMFT: Sendable {
         let results = slots.values
         let summary = SampleStatistics.summary(results.map(\.0))
         var mean = summary.mean, se = summary.standardError
+        // The risk: the population-risk function of the mean (m, Q) (the function that scores the
+        // simulator), with the replicas' spread of the particle estimate as its standard error (one
+        // evaluation per step: on the quadrature route one costs more than the DMFT's particles).
+        let riskColumn = mean.observables.firstIndex(of: "risk")!
+        for i in mean.times.indices { mean.values[i][riskColumn] = scorer.risk(overlaps(mean, row: i)) }
         if let failed = results.first(where: { $0.0.status != .completed })?.0 {
             mean.status = failed.status
             mean.message = failed.message
@@ -191,12 +196,24 @@ public struct MultipassDMFT: Sendable {
                           replicaCurves: results.map(\.0))
     }
 
-    /// The recorded curve of one process: the simulator's observables plus `train_loss`.
-    func trajectory(_ process: EffectiveProcess) -> Trajectory {
+    /// The overlaps in row `i` of a curve with the simulator's observables.
+    func overlaps(_ curve: Trajectory, row i: Int) -> Overlaps {
+        let p = experiment.student.p, k = experiment.teacher.k
+        func value(_ name: String) -> Double { curve.values[i][curve.observables.firstIndex(of: name)!] }
+        var M = Matrix(rows: p, cols: k), Q = Matrix(rows: p, cols: p)
+        for j in 0..<p { for r in 0..<k { M[j, r] = value("M_\(j + 1)_\(r + 1)") } }
+        for j in 0..<p { for l in j..<p { Q[j, l] = value("Q_\(j + 1)_\(l + 1)"); Q[l, j] = Q[j, l] } }
+        return Overlaps(M: M, Q: Q, P: experiment.teacher.covariance, a: experiment.student.secondLayer)
+    }
+
+    /// The recorded curve of one process: the simulator's observables plus `train_loss`; the risk is
+    /// the population-risk function of (m, Q) with `scoreRisk`, else the particles' estimate `testRisk`.
+    func trajectory(_ process: EffectiveProcess, scoreRisk: Bool = false) -> Trajectory {
         let P = experiment.teacher.covariance, a = experiment.student.secondLayer
         let rows = process.Q.count
         let overlaps = (0..<rows).map { Overlaps(M: process.m[$0], Q: process.Q[$0], P: P, a: a) }
-        var curve = Trajectory.fromOverlaps(times: (0..<rows).map(Double.init), overlaps: overlaps, risk: scorer.risk)
+        var curve = Trajectory.fromOverlaps(times: (0..<rows).map(Double.init), overlaps: overlaps) { _ in 0 }
+        for i in 0..<rows { curve.values[i][0] = scoreRisk ? scorer.risk(overlaps[i]) : process.testRisk[i] }
         curve.observables.append("train_loss")
         for i in 0..<rows { curve.values[i].append(process.trainLoss[i]) }
         curve.status = process.status
