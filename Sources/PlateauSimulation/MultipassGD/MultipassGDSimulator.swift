@@ -65,10 +65,10 @@ public enum MultipassGDSimulator {
         var dataRNG = Xoshiro256PlusPlus(seed: SeedSequence.seed(master: seed, index: 1))
         var batchRNG = Xoshiro256PlusPlus(seed: SeedSequence.seed(master: seed, index: 2))
 
-        // [W; W*] (p + k)×d, inputs n×d, fields n×(p + k), gradients n×p, labels n.
+        // [W; W*] (p + k)×d, inputs n×d, fields and gradients of a block, labels n.
         var weights = stacked
         var inputs = [Double](repeating: 0, count: n * d)
-        var fields = [Double](repeating: 0, count: n * (p + k))
+        var fields = [Double](repeating: 0, count: n * p)
         var gradients = [Double](repeating: 0, count: n * p)
         var labels = [Double](repeating: 0, count: n)
         var order = Array(0..<n)
@@ -88,17 +88,39 @@ public enum MultipassGDSimulator {
             }
         }
         drawDataset()
+        // One pass over the dataset per step, in row blocks that stay in cache between the two products:
+        // fields ĥ = X_B Wᵀ/√d, then ℓ and g per sample, then Σ_μ g_μ x_μᵀ += G_Bᵀ X_B.
+        let block = max(1, min(n, 32_768 / max(1, d)))
+        var step = [Double](repeating: 0, count: p * d)
         for t in 0...settings.steps {
-            // Student fields ĥ = X Wᵀ/√d, then ℓ and g per sample.
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(p), Int32(d), inverseSqrtD,
-                        inputs, Int32(d), weights, Int32(d), 0, &fields, Int32(p))
+            let update = t < settings.steps
+            if update && batch < n {
+                // Partial Fisher–Yates: the first `batch` entries of `order` are this step's samples.
+                for i in 0..<batch { order.swapAt(i, i + Int(batchRNG.next() % UInt64(n - i))) }
+                for i in 0..<n { inBatch[order[i]] = i < batch }
+            }
             var lossSum = 0.0
-            fields.withUnsafeBufferPointer { h in
-                gradients.withUnsafeMutableBufferPointer { g in
-                    for mu in 0..<n {
-                        lossSum += sampleLoss.evaluate(fields: h.baseAddress! + mu * p, label: labels[mu], gradient: g.baseAddress! + mu * p)
+            var start = 0
+            while start < n {
+                let count = min(block, n - start)
+                inputs.withUnsafeBufferPointer { x in
+                    fields.withUnsafeMutableBufferPointer { h in
+                        gradients.withUnsafeMutableBufferPointer { g in
+                            let xb = x.baseAddress! + start * d, hb = h.baseAddress!, gb = g.baseAddress!
+                            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(p), Int32(d), inverseSqrtD,
+                                        xb, Int32(d), weights, Int32(d), 0, hb, Int32(p))
+                            for i in 0..<count {
+                                lossSum += sampleLoss.evaluate(fields: hb + i * p, label: labels[start + i], gradient: gb + i * p)
+                                if batch < n, !inBatch[start + i] { for j in 0..<p { gb[i * p + j] = 0 } }
+                            }
+                            if update {
+                                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(p), Int32(d), Int32(count), 1,
+                                            gb, Int32(p), xb, Int32(d), start == 0 ? 0 : 1, &step, Int32(d))
+                            }
+                        }
                     }
                 }
+                start += count
             }
             let o = OnlineSGDNetwork.measuredOverlaps(weights, p: p, k: k, dimension: d, secondLayer: experiment.student.secondLayer)
             guard lossSum.isFinite, o.M.allFinite, o.Q.allFinite else {
@@ -109,16 +131,10 @@ public enum MultipassGDSimulator {
             result.times.append(Double(t))
             result.overlaps.append(o)
             result.trainLoss!.append(lossSum / Double(n))
-            guard t < settings.steps else { break }
-            if batch < n {
-                // Partial Fisher–Yates: the first `batch` entries of `order` are this step's samples.
-                for i in 0..<batch { order.swapAt(i, i + Int(batchRNG.next() % UInt64(n - i))) }
-                for i in 0..<n { inBatch[order[i]] = i < batch }
-                for mu in 0..<n where !inBatch[mu] { for j in 0..<p { gradients[mu * p + j] = 0 } }
-            }
-            // W ← (1 − ηλ) W − (η/√d) Gᵀ X.
-            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(p), Int32(d), Int32(n), -eta * inverseSqrtD,
-                        gradients, Int32(p), inputs, Int32(d), 1 - eta * settings.ridge, &weights, Int32(d))
+            guard update else { break }
+            // W ← (1 − ηλ) W − (η/√d) Σ_μ g_μ x_μᵀ.
+            let decay = 1 - eta * settings.ridge, scale = -eta * inverseSqrtD
+            for j in 0..<(p * d) { weights[j] = decay * weights[j] + scale * step[j] }
             if settings.freshSamples { drawDataset() }
             progress?(Double(t + 1) / Double(settings.steps))
         }
