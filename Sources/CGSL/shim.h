@@ -32,4 +32,8 @@ static inline void plateau_divide_by_square_root(double *a, const double *b, lon
     for (long i = 0; i < n; i++) a[i] = a[i] / __builtin_elementwise_sqrt(b[i]);
 }
 
+/* The CBLAS behind GSL is OpenBLAS (see module.modulemap): the DMFT runs it single-threaded and
+   parallelises over particle replicas instead. */
+void openblas_set_num_threads(int num_threads);
+
 #endif

@@ -93,9 +93,13 @@ public enum Agreement {
     /// Compares per-seed simulations with per-seed theory curves (same times, same observables;
     /// `theory[i]` is the theory started from `simulation[i]`'s realised initial overlaps).
     /// Rows missing in either (a curve that ended early) are left out.
+    ///
+    /// `theoryStandardError`: the standard error of a Monte-Carlo theory (e.g. the DMFT's), per time and
+    /// observable; it is added in quadrature to the deviation's standard error in the threshold.
     public static func compare(theory: [Trajectory], simulation: [Trajectory], dimension: Int,
                                observables: [String]? = nil,
-                               criterion: AgreementCriterion = AgreementCriterion()) -> AgreementReport {
+                               criterion: AgreementCriterion = AgreementCriterion(),
+                               theoryStandardError: Trajectory? = nil) -> AgreementReport {
         precondition(theory.count == simulation.count && !theory.isEmpty)
         let names = observables ?? defaultObservables(simulation[0].observables)
         let R = simulation.count
@@ -125,7 +129,11 @@ public enum Agreement {
                 let ths = (0..<R).map { theory[$0].values[i][ct] }
                 let (md, sd) = SeedStatistics.meanAndStandardError(devs)
                 let (ms, ss) = SeedStatistics.meanAndStandardError(sims)
-                let threshold = z * (sd.isFinite ? sd : 0) + allowance
+                var theoryError = 0.0
+                if let e = theoryStandardError, let c = e.observables.firstIndex(of: name), i < e.values.count, e.values[i][c].isFinite {
+                    theoryError = e.values[i][c]
+                }
+                let threshold = z * ((sd.isFinite ? sd * sd : 0) + theoryError * theoryError).squareRoot() + allowance
                 for d in devs { sumSq += d * d; count += 1 }
                 out.append(ObservableComparison(
                     time: simulation[0].times[i], observable: name, theory: ths.reduce(0, +) / Double(R),

@@ -8,20 +8,7 @@ public enum SeedStatistics {
     /// observable. Curves that ended early contribute only the rows they have; a row is kept
     /// while at least one seed has it, and its standard error is NaN with fewer than two seeds.
     public static func summary(_ curves: [Trajectory]) -> (mean: Trajectory, standardError: Trajectory, count: [Int]) {
-        precondition(!curves.isEmpty)
-        let names = curves[0].observables
-        let rows = curves.map(\.times.count).max()!
-        var mean = Trajectory(observables: names), se = Trajectory(observables: names)
-        var counts: [Int] = []
-        for i in 0..<rows {
-            let present = curves.filter { $0.times.count > i }
-            var m = [Double](repeating: 0, count: names.count), s = m
-            for c in 0..<names.count { (m[c], s[c]) = meanAndStandardError(present.map { $0.values[i][c] }) }
-            mean.append(time: present[0].times[i], values: m)
-            se.append(time: present[0].times[i], values: s)
-            counts.append(present.count)
-        }
-        return (mean, se, counts)
+        SampleStatistics.summary(curves)
     }
 
     /// Sample mean and its standard error (sample standard deviation / √n); NaN error for n < 2.

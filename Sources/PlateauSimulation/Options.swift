@@ -24,6 +24,10 @@ public struct SimulationOptions: Sendable, Hashable {
     /// Checks the experiment and these options together; throws a `SpecError` naming the field.
     public func validate(for experiment: Experiment) throws {
         try experiment.validate()
+        guard experiment.training.trainingProtocol == .online else {
+            throw SpecError(field: "training.protocol", value: "\"\(experiment.training.trainingProtocol.rawValue)\"",
+                            reason: "the online-SGD simulator needs online (multipass: MultipassGDSimulator)")
+        }
         let p = experiment.student.p, k = experiment.teacher.k
         let dMin = Self.minimumDimension(p: p, k: k)
         guard dimension >= dMin else {
@@ -81,25 +85,30 @@ public struct SeedResult: Sendable, Hashable {
     /// `.completed`, or `.diverged` when the weights became non-finite (rows up to then are kept).
     public var status: TrajectoryStatus
     public var message: String
+    /// Multi-pass GD: the training loss, mean over the training samples of ℓ; nil for online SGD.
+    public var trainLoss: [Double]?
 
     public init(seed: UInt64, times: [Double], overlaps: [Overlaps], testRisk: [Double]?,
-                status: TrajectoryStatus, message: String) {
+                status: TrajectoryStatus, message: String, trainLoss: [Double]? = nil) {
         self.seed = seed
         self.times = times
         self.overlaps = overlaps
         self.testRisk = testRisk
         self.status = status
         self.message = message
+        self.trainLoss = trainLoss
     }
 
     /// The curve with the shared observables (`Trajectory.overlapObservables`), `risk` from the
     /// given function of the overlaps (pass the theory's population risk so both sides use one
-    /// definition), plus a `test_risk` column when a test set was used.
+    /// definition), plus a `test_risk` column when a test set was used and a `train_loss` column for
+    /// multi-pass GD.
     public func trajectory(risk: (Overlaps) -> Double) -> Trajectory {
         var trajectory = Trajectory.fromOverlaps(times: times, overlaps: overlaps, risk: risk)
-        if let testRisk {
-            trajectory.observables.append("test_risk")
-            for i in trajectory.values.indices { trajectory.values[i].append(testRisk[i]) }
+        for (name, column) in [("test_risk", testRisk), ("train_loss", trainLoss)] {
+            guard let column else { continue }
+            trajectory.observables.append(name)
+            for i in trajectory.values.indices { trajectory.values[i].append(column[i]) }
         }
         trajectory.status = status
         trajectory.message = message

@@ -104,7 +104,7 @@ public struct ReproductionResult: Sendable {
 /// The registry of reproductions known to `plateau reproduce`.
 public enum Reproductions {
     public static let all: [any Reproduction] = [SaadSollaPlateaus(), LossComparison(), BatchSizeTradeoff(), WeakRecoveryStudy(),
-                                                   SpectralTransitionStudy()]
+                                                   SpectralTransitionStudy(), BatchReuseStudy()]
 
     public static func named(_ name: String) -> (any Reproduction)? {
         all.first { $0.name == name.lowercased() }

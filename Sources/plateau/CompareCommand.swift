@@ -11,6 +11,8 @@ struct CompareCommand: ParsableCommand {
         commandName: "compare",
         abstract: "Theory against simulation on one time axis, with a measured verdict on where they agree.",
         discussion: """
+        A multipass spec compares the DMFT with multi-pass GD at --dimension per GD step (the DMFT's
+        Monte-Carlo error added in quadrature to the seeds' standard error; observables also train_loss).
         Each seed's theory curve is integrated from that seed's realised initial overlaps; deviations are
         taken per seed and averaged. At every (time, observable) the verdict is "agrees" when
         |mean deviation| ≤ z·SE + b/d + atol, with z the Bonferroni-corrected Student-t quantile over all
@@ -44,6 +46,8 @@ struct CompareCommand: ParsableCommand {
 
     @OptionGroup(title: "amp protocol") var gamp: GAMPArguments
 
+    @OptionGroup(title: "multipass protocol (DMFT)") var dmft: DMFTArguments
+
     func parsedDimensions() throws -> [Int] {
         guard let dimensions else { return [simulation.dimension] }
         var out: [Int] = []
@@ -70,6 +74,7 @@ struct CompareCommand: ParsableCommand {
             return try runAMP(spec: spec)
         }
         let experiment = try common.experiment()
+        if experiment.multipass != nil { return try runMultipass(experiment) }
         let dims = try parsedDimensions()
         let writer = try common.writer(default: "compare")
         let theory = try integrator.theory(experiment)
@@ -140,14 +145,7 @@ struct CompareCommand: ParsableCommand {
         let (results, simCurves, theoryCurves, report) = (run.seeds, run.simulation, run.theory, run.report)
         let summary = SeedStatistics.summary(simCurves)
 
-        var agreementCSV = "t,observable,theory,simulation_mean,simulation_se,deviation,deviation_se,threshold,agrees\n"
-        for c in report.comparisons {
-            agreementCSV += [c.time, c.theory, c.simulationMean, c.simulationStandardError, c.meanDeviation,
-                             c.deviationStandardError, c.threshold].enumerated().map { i, x in
-                i == 0 ? Trajectory.format(x) + "," + c.observable : Trajectory.format(x)
-            }.joined(separator: ",") + ",\(c.agrees)\n"
-        }
-        try writer.write("agreement.csv", agreementCSV)
+        try writer.write("agreement.csv", Self.agreementCSV(report))
         try writer.write("seeds.csv", SimulationRun.seedsCSV(results, simCurves))
         try writer.write("theory.csv", SimulationRun.seedsCSV(results, theoryCurves))
         try writer.write("summary.csv", SimulationRun.summaryCSV(summary.mean, summary.standardError))
@@ -212,3 +210,63 @@ extension CompareCommand {
 }
 
 enum TheoryModelChoice: String, ExpressibleByArgument, CaseIterable { case ode, map }
+
+extension CompareCommand {
+    /// A multipass spec: the DMFT against finite-d multi-pass GD, per GD step.
+    func runMultipass(_ experiment: Experiment) throws {
+        let writer = try common.writer(default: "compare")
+        let d = simulation.dimension
+        let (_, theory) = try dmft.solve(experiment, seed: common.seed, quiet: common.quiet)
+        let progress = Progress("simulate d = \(d)", parts: 1, enabled: !common.quiet)
+        let criterion = AgreementCriterion(familywiseAlpha: alpha, finiteSizeAllowance: allowance, integratorTolerance: 0)
+        let run: MultipassComparison
+        do {
+            run = try MultipassComparison.run(experiment, dimension: d, seeds: simulation.seeds, masterSeed: common.seed,
+                                              theory: theory, criterion: criterion) { progress.update(part: 0, fraction: $0) }
+        } catch let error as SpecError {
+            throw ValidationError("invalid simulation settings: \(error)")
+        }
+        progress.done()
+        let report = run.report
+        let summary = SeedStatistics.summary(run.simulation)
+        try writer.write("agreement.csv", Self.agreementCSV(report))
+        try writer.write("seeds.csv", SimulationRun.seedsCSV(run.seeds, run.simulation))
+        try writer.write("summary.csv", SimulationRun.summaryCSV(summary.mean, summary.standardError))
+        try writer.write("dmft.csv", SimulationRun.summaryCSV(theory.mean, theory.standardError))
+        var record: [String: Any] = [
+            "plateau_version": PlateauVersion.string, "command": "compare", "spec": experiment.specTree,
+            "master_seed": common.seed, "dimension": d, "seeds": run.seeds.map { Int(bitPattern: UInt($0.seed)) },
+            "time_axis": "t = GD step (multi-pass, n = αd reused samples)",
+            "theory": ["method": theory.method, "particles": theory.particles, "replicas": theory.replicas,
+                       "noise": dmft.noise.rawValue] as [String: Any],
+            "criterion": ["familywise_alpha": alpha, "finite_size_allowance_b": allowance] as [String: Any],
+            "critical_value_z": report.criticalValue, "comparisons": report.comparisons.count,
+            "agreeing": report.comparisons.filter(\.agrees).count, "agrees_everywhere": report.agreesEverywhere,
+            "rms_deviation": report.rmsDeviation,
+        ]
+        if let w = report.worst {
+            record["worst"] = ["t": w.time, "observable": w.observable, "deviation": w.meanDeviation,
+                               "threshold": w.threshold, "ratio": abs(w.meanDeviation) / w.threshold] as [String: Any]
+        }
+        try writer.write("report.json", JSON.string(record))
+        if common.format == .json { print(JSON.string(record), terminator: ""); return }
+        print(report.summary)
+        let rows = report.comparisons.filter { $0.observable == "risk" || $0.observable == "train_loss" }.map {
+            [Table.fmt($0.time), $0.observable, Table.fmt($0.theory), Table.fmt($0.simulationMean) + " ± " + Table.fmt($0.simulationStandardError),
+             $0.agrees ? "agrees" : "differs"]
+        }
+        print(Table.render(header: ["t", "observable", "DMFT", "simulation (mean ± SE)", "verdict"], rows: rows))
+        print("wrote \(writer.folder.path)")
+    }
+
+    static func agreementCSV(_ report: AgreementReport) -> String {
+        var csv = "t,observable,theory,simulation_mean,simulation_se,deviation,deviation_se,threshold,agrees\n"
+        for c in report.comparisons {
+            csv += [c.time, c.theory, c.simulationMean, c.simulationStandardError, c.meanDeviation,
+                    c.deviationStandardError, c.threshold].enumerated().map { i, x in
+                i == 0 ? Trajectory.format(x) + "," + c.observable : Trajectory.format(x)
+            }.joined(separator: ",") + ",\(c.agrees)\n"
+        }
+        return csv
+    }
+}

@@ -28,6 +28,9 @@ struct ODECommand: ParsableCommand {
 
     func run() throws {
         let experiment = try common.experiment()
+        if experiment.multipass != nil {
+            throw ValidationError("training.protocol: multipass is multi-pass GD: use plateau dmft (theory), simulate or compare")
+        }
         let writer = try common.writer(default: "ode")
         let theory = try integrator.theory(experiment)
         let start = Date()

@@ -8,12 +8,13 @@ import PlateauTheory
 struct SimulateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
-        abstract: "Run online SGD at finite dimension d over many seeds.",
+        abstract: "Run online SGD (or multi-pass GD, training.protocol: multipass) at finite dimension d over many seeds.",
         discussion: """
         Writes seeds.csv (one row per seed per time: seed, t, risk, M_j_r, Q_j_l, a_j, cos_j_r),
         summary.csv (per time: each observable's mean and standard error over seeds, columns NAME and
         NAME_se) and report.json to --out (default results/simulate). The overlaps are measured exactly
-        from the weights; the risk is computed from them by the same function as the theory.
+        from the weights; the risk is computed from them by the same function as the theory. A multipass
+        spec runs full-batch GD on n = αd reused samples (one row per GD step, plus train_loss).
         Example: plateau simulate --spec spec.yaml --dimension 1000 --seeds 16
         """)
 
@@ -40,7 +41,7 @@ struct SimulateCommand: ParsableCommand {
             "seeds": results.map { Int(bitPattern: UInt($0.seed)) },
             "dimension": simulation.dimension,
             "risk_definition": "½E[(g − f)²] + Δ/2 from the measured overlaps (population risk including label noise)",
-            "time_axis": "t = SGD steps / d",
+            "time_axis": experiment.multipass == nil ? "t = SGD steps / d" : "t = GD step (multi-pass, n = αd reused samples)",
             "seconds": seconds,
             "statuses": results.map { $0.status.rawValue },
             "mean": JSON.trajectory(summary.mean),
@@ -71,9 +72,10 @@ enum SimulationRun {
         let options = SimulationOptions(dimension: dimension, times: experiment.recordTimes, testSetSize: testSet)
         let progress = Progress("simulate d = \(dimension)", parts: 1, enabled: !quiet)
         do {
-            let results = try OnlineSGDSimulator.run(experiment, options: options, masterSeed: masterSeed, count: seeds) {
-                progress.update(part: 0, fraction: $0)
-            }
+            let report: @Sendable (Double) -> Void = { progress.update(part: 0, fraction: $0) }
+            let results = experiment.multipass == nil
+                ? try OnlineSGDSimulator.run(experiment, options: options, masterSeed: masterSeed, count: seeds, progress: report)
+                : try MultipassGDSimulator.run(experiment, dimension: dimension, masterSeed: masterSeed, count: seeds, progress: report)
             progress.done()
             return results
         } catch let error as SpecError {

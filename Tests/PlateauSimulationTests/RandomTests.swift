@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import PlateauSimulation
+@testable import PlateauCore
 
 /// Statistics of the random streams. Every bound is 5 standard errors of the estimator (or a
 /// binomial 5σ), so a correct generator fails with probability ~1e-6 per check; all seeds are fixed.

@@ -10,7 +10,7 @@ public enum Loss: String, Sendable, Hashable, CaseIterable, Codable {
 public enum TrainingProtocol: String, Sendable, Hashable, CaseIterable, Codable {
     /// Online SGD: a fresh batch every step; time t = steps / d.
     case online
-    /// Multi-pass full-batch GD on n = αd samples (DMFT; not yet implemented).
+    /// Multi-pass full-batch GD on n = αd reused samples (DMFT, `MultipassSettings`); time = GD steps.
     case multipass
     /// Bayes-optimal AMP (state evolution; not yet implemented).
     case amp
@@ -127,8 +127,10 @@ public struct TrainingSpec: Sendable, Hashable {
     /// κ: each step also applies w ← w − (ηκ/d) w (an L2 penalty κ|w|²/(2d) per sample), which
     /// contributes −ηκM to dM/dt and −2ηκQ to dQ/dt.
     public var weightDecay: Double
-    /// Horizon in the protocol's time unit (online: t = steps/d).
+    /// Horizon in the protocol's time unit (online: t = steps/d; multipass: GD steps).
     public var time: Double
+    /// The multipass settings (α, steps, ridge, particles, …); nil for the other protocols.
+    public var multipass: MultipassSettings?
 
     public init(trainingProtocol: TrainingProtocol = .online, loss: Loss = .square, learningRate: Double,
                 batchSize: Int = 1, weightDecay: Double = 0, time: Double) {
@@ -138,6 +140,12 @@ public struct TrainingSpec: Sendable, Hashable {
         self.batchSize = batchSize
         self.weightDecay = weightDecay
         self.time = time
+    }
+
+    /// Multi-pass GD with `settings` (the horizon is its number of steps).
+    public init(multipass settings: MultipassSettings, loss: Loss = .square, learningRate: Double) {
+        self.init(trainingProtocol: .multipass, loss: loss, learningRate: learningRate, time: Double(settings.steps))
+        multipass = settings
     }
 }
 
@@ -220,8 +228,8 @@ public struct Experiment: Sendable, Hashable {
         initialization: .random(scale: 1),
         output: OutputSpec(times: .log(count: 40, start: 0.1)))
 
-    /// The recorded times (online: in units of steps/d).
-    public var recordTimes: [Double] { output.times.times(horizon: training.time) }
+    /// The recorded times (online: in units of steps/d; multipass: every step).
+    public var recordTimes: [Double] { multipass?.recordTimes ?? output.times.times(horizon: training.time) }
 }
 
 import Foundation

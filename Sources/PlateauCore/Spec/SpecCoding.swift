@@ -48,6 +48,15 @@ extension Experiment {
         case let .orthogonal(Q): initTree = ["orthogonal": ["Q": matrix(Q)]]
         }
         let teacherTree = teacher.specTree
+        var trainingTree: [String: Any] = [
+            "protocol": training.trainingProtocol.rawValue, "loss": training.loss.rawValue,
+            "learningRate": training.learningRate, "batchSize": training.batchSize,
+            "weightDecay": training.weightDecay, "time": training.time,
+        ]
+        if let multipass {
+            trainingTree = multipass.specTree.merging(
+                ["protocol": "multipass", "loss": training.loss.rawValue, "learningRate": training.learningRate]) { $1 }
+        }
         var times: Any
         switch output.times {
         case let .log(count, start): times = ["log": count, "start": start]
@@ -61,14 +70,9 @@ extension Experiment {
                 "trainSecondLayer": student.trainSecondLayer,
                 "secondLayerLearningRate": student.secondLayerLearningRate, "spherical": student.spherical,
             ] as [String: Any],
-            "training": [
-                "protocol": training.trainingProtocol.rawValue, "loss": training.loss.rawValue,
-                "learningRate": training.learningRate, "batchSize": training.batchSize,
-                "weightDecay": training.weightDecay, "time": training.time,
-            ] as [String: Any],
+            "training": trainingTree,
             "init": initTree,
-            "output": ["times": times],
-        ]
+        ].merging(multipass == nil ? ["output": ["times": times]] : [:]) { $1 }
     }
 
     /// The specification as pretty, key-sorted JSON.
@@ -265,19 +269,22 @@ struct SpecReader {
         guard p >= 1, p <= 64 else { throw SpecError(field: s.field("p"), value: "\(p)", reason: "must be an integer in 1...64") }
         // Training (read before the student's defaults that refer to it)
         let r = try sub("training")!
-        try r.rejectUnknown(["protocol", "loss", "learningRate", "batchSize", "weightDecay", "time"])
         let protoName = try r.string("protocol", default: "online")
         guard let proto = TrainingProtocol(rawValue: protoName) else {
             throw SpecError(field: r.field("protocol"), value: "\"\(protoName)\"", reason: "unknown protocol; known: online, multipass, amp")
         }
+        try r.rejectUnknown(proto == .multipass ? Self.multipassKeys
+                            : ["protocol", "loss", "learningRate", "batchSize", "weightDecay", "time"])
         let lossName = try r.string("loss", default: "square")
         guard let loss = Loss(rawValue: lossName) else {
             throw SpecError(field: r.field("loss"), value: "\"\(lossName)\"", reason: "unknown loss; known: square, correlation")
         }
         let eta = try r.double("learningRate")
-        let training = TrainingSpec(
-            trainingProtocol: proto, loss: loss, learningRate: eta, batchSize: try r.int("batchSize", default: 1),
-            weightDecay: try r.double("weightDecay", default: 0), time: try r.double("time"))
+        let training = proto == .multipass
+            ? TrainingSpec(multipass: try r.multipassSettings(), loss: loss, learningRate: eta)
+            : TrainingSpec(
+                trainingProtocol: proto, loss: loss, learningRate: eta, batchSize: try r.int("batchSize", default: 1),
+                weightDecay: try r.double("weightDecay", default: 0), time: try r.double("time"))
         let student = StudentSpec(
             p: p, activation: try s.activation("activation"),
             secondLayer: try s.vector("secondLayer", count: p, default: 1),
@@ -288,6 +295,9 @@ struct SpecReader {
         let initialization = try initialCondition(p: p, k: k)
         // Output
         var output = OutputSpec()
+        if proto == .multipass, let o = map["output"] {
+            throw SpecError(field: "output", value: Experiment.show(o), reason: "the multipass protocol records every step: remove the section")
+        }
         if let o = try sub("output", required: false) {
             try o.rejectUnknown(["times"])
             if let v = o.map["times"] { output.times = try Self.timeGrid(v, field: o.field("times")) }

@@ -38,9 +38,12 @@ extension Experiment {
         guard teacher.noiseVariance >= 0 else {
             throw SpecError(field: "teacher.noise", value: Experiment.format(teacher.noiseVariance), reason: "is a variance Δ and must be ≥ 0")
         }
-        guard training.trainingProtocol == .online else {
-            throw SpecError(field: "training.protocol", value: "\"\(training.trainingProtocol.rawValue)\"",
-                            reason: "is not implemented in this version; supported: online")
+        switch training.trainingProtocol {
+        case .online: break
+        case .multipass: try validateMultipass()
+        case .amp:
+            throw SpecError(field: "training.protocol", value: "\"amp\"",
+                            reason: "describes Bayes-optimal estimation, not a trained student: use plateau se, threshold or gamp")
         }
         try finite(training.learningRate, "training.learningRate")
         guard training.learningRate > 0 else {

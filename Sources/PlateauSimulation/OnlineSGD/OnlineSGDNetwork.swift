@@ -40,8 +40,6 @@ public final class OnlineSGDNetwork {
     /// Σ_μ σ(λ_j^μ) D^μ (length p) and σ(λ_j) of one sample (length p).
     let secondLayerGradient: UnsafeMutablePointer<Double>
     let studentValues: UnsafeMutablePointer<Double>
-    /// (p + k)² Gram matrix workspace.
-    let gram: UnsafeMutablePointer<Double>
 
     var rng: Xoshiro256PlusPlus
 
@@ -94,8 +92,6 @@ public final class OnlineSGDNetwork {
         secondLayerGradient.initialize(repeating: 0, count: p)
         studentValues = .allocate(capacity: p)
         studentValues.initialize(repeating: 0, count: p)
-        gram = .allocate(capacity: (p + k) * (p + k))
-        gram.initialize(repeating: 0, count: (p + k) * (p + k))
 
         studentActivation = experiment.student.activation
         target = experiment.teacher
@@ -129,7 +125,6 @@ public final class OnlineSGDNetwork {
         coefficients.deallocate()
         secondLayerGradient.deallocate()
         studentValues.deallocate()
-        gram.deallocate()
     }
 
     /// One SGD step on a fresh batch. Returns false, leaving the weights untouched, when the
@@ -199,9 +194,17 @@ public final class OnlineSGDNetwork {
 
     /// M = WW*ᵀ/d, Q = WWᵀ/d, P = W*W*ᵀ/d and a, measured from the current weights (one dsyrk).
     public func overlaps() -> Overlaps {
-        let d = dimension, width = p + k
+        Self.measuredOverlaps(weights, p: p, k: k, dimension: dimension,
+                              secondLayer: Array(UnsafeBufferPointer(start: secondLayer, count: p)))
+    }
+
+    /// The overlaps of stacked weights [W; W*] ((p + k)×d, row-major, student rows first): one dsyrk.
+    static func measuredOverlaps(_ weights: UnsafePointer<Double>, p: Int, k: Int, dimension d: Int,
+                                 secondLayer: [Double]) -> Overlaps {
+        let width = p + k
+        var gram = [Double](repeating: 0, count: width * width)
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(width), Int32(d), 1 / Double(d),
-                    weights, Int32(d), 0, gram, Int32(width))
+                    weights, Int32(d), 0, &gram, Int32(width))
         func g(_ i: Int, _ j: Int) -> Double { i <= j ? gram[i * width + j] : gram[j * width + i] }
         var M = Matrix(rows: p, cols: k), Q = Matrix(rows: p, cols: p), P = Matrix(rows: k, cols: k)
         for j in 0..<p {
@@ -209,7 +212,7 @@ public final class OnlineSGDNetwork {
             for r in 0..<k { M[j, r] = g(j, p + r) }
         }
         for r in 0..<k { for s in 0..<k { P[r, s] = g(p + r, p + s) } }
-        return Overlaps(M: M, Q: Q, P: P, a: Array(UnsafeBufferPointer(start: secondLayer, count: p)))
+        return Overlaps(M: M, Q: Q, P: P, a: secondLayer)
     }
 
     /// Current time t = steps/d.

@@ -29,21 +29,9 @@ public enum OnlineSGDSimulator {
     public static func run(_ experiment: Experiment, options: SimulationOptions, masterSeed: UInt64, count: Int,
                            parallel: Bool, progress: (@Sendable (Double) -> Void)? = nil) throws -> [SeedResult] {
         try options.validate(for: experiment)
-        guard count >= 0 else { throw SpecError(field: "simulation.seeds", value: "\(count)", reason: "must be an integer ≥ 0") }
-        let slots = JobResults<Result<SeedResult, any Error>>(count: count)
-        let tracker = progress.map { ProgressTracker(count: count, report: $0) }
-        let body: @Sendable (Int) -> Void = { i in
-            let seed = SeedSequence.seed(master: masterSeed, index: i)
-            var report: (@Sendable (Double) -> Void)? = nil
-            if let tracker { report = { fraction in tracker.update(i, fraction) } }
-            slots.set(i, Result { try simulate(experiment, options: options, seed: seed, progress: report) })
+        return try SeedRuns.run(count: count, masterSeed: masterSeed, parallel: parallel, progress: progress) { seed, report in
+            try simulate(experiment, options: options, seed: seed, progress: report)
         }
-        if parallel {
-            DispatchQueue.concurrentPerform(iterations: count, execute: body)
-        } else {
-            for i in 0..<count { body(i) }
-        }
-        return try slots.values.map { try $0.get() }
     }
 
     /// The run itself, after validation.
@@ -84,25 +72,5 @@ public enum OnlineSGDSimulator {
         }
         progress?(1)
         return result
-    }
-}
-
-/// Mean progress over concurrently running seeds.
-private final class ProgressTracker: @unchecked Sendable {
-    private let lock = NSLock()
-    private var fractions: [Double]
-    private let report: @Sendable (Double) -> Void
-
-    init(count: Int, report: @escaping @Sendable (Double) -> Void) {
-        fractions = Array(repeating: 0, count: count)
-        self.report = report
-    }
-
-    func update(_ i: Int, _ fraction: Double) {
-        lock.lock()
-        fractions[i] = min(max(fraction, 0), 1)
-        let mean = fractions.reduce(0, +) / Double(fractions.count)
-        lock.unlock()
-        report(mean)
     }
 }
