@@ -108,4 +108,41 @@ struct SpectralTheoryTests {
     func trivialRefused() throws {
         #expect(throws: SpectralTheoryError.self) { try Self.theory("sign(z1) + sign(z1*z2)", k: 2) }
     }
+
+    /// z₁/z₂ (reference: α_c = 1, m²_L = 1 − 1/α, 𝒯 undefined) through a bounded bijection of it,
+    /// z₁ sign(z₂)/|z| = r/√(1 + r²) (same G up to relabelling y, so the same L); the link is undefined
+    /// only at the origin, a set of measure zero that the channel accepts.
+    @Test("z1/z2 via z1 sign(z2)/|z|: α_c = 1, m²_L = 1 − 1/α, 𝒯 undefined (E[zzᵀ | y] singular)")
+    func ratio() throws {
+        let th = try Self.theory("z1*sign(z2)/sqrt(z1^2 + z2^2)", k: 2)
+        print("z1/z2 (bounded): α_c = \(th.alphaC), 𝒯: \(th.optimalUndefinedReason ?? "defined")")
+        // Binned output: its bins are uneven in r = z₁/z₂, which the closed form does not see: h-sized error.
+        #expect(abs(th.alphaC - 1) < 5e-3)
+        #expect(th.optimalUndefinedReason != nil)
+        for alpha in [2.0, 4] {
+            let p = th.point(alpha: alpha)
+            #expect(abs(p.m2L - (1 - 1 / alpha)) < 3e-3)
+            #expect(p.m2T == nil)
+        }
+    }
+
+    @Test("z1/z2 itself (infinite at z2 = 0, 80 s: PLATEAU_LONG_TESTS): α_c = 1 and m²_L = 1 − 1/α to 10⁻⁴",
+          .enabled(if: ProcessInfo.processInfo.environment["PLATEAU_LONG_TESTS"] != nil))
+    func ratioExact() throws {
+        let th = try Self.theory("z1/z2", k: 2)
+        #expect(abs(th.alphaC - 1) < 1e-4)
+        for alpha in [2.0, 4] { #expect(abs(th.point(alpha: alpha).m2L - (1 - 1 / alpha)) < 1e-4) }
+    }
+
+    @Test("the channel accepts a link non-finite on a set of measure zero and refuses one non-finite on a set of positive mass")
+    func nonFiniteLinks() throws {
+        // z₁/|z| is finite except at the origin (one probe point).
+        #expect(throws: Never.self) { _ = try OutputChannel(problem: StateEvolutionTests.problem("z1/sqrt(z1^2 + z2^2)", k: 2)) }
+        do {
+            _ = try OutputChannel(problem: StateEvolutionTests.problem("log(z1)", k: 1))
+            Issue.record("log(z1) (NaN for z1 < 0) was accepted")
+        } catch let e as SpecError {
+            #expect(e.field == "teacher.target" && "\(e)".contains("not finite"), "\(e)")
+        }
+    }
 }
