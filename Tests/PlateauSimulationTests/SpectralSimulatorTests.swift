@@ -85,3 +85,4 @@ struct SpectralSimulatorTests {
         #expect(abs(plain.m2[0] - t.m2[0]) < 1e-9)
     }
 }
+

@@ -102,6 +102,9 @@ public struct SpectralSeedResult: Sendable, Hashable {
     public var bulkRadiusL: Double
     public var m2L: Double
     public var m2LGroup: Double
+    /// Per member of the top group (descending real part): Re λ and m².
+    public var outlierLMembers: [Double] = []
+    public var m2LMembers: [Double] = []
     public var iterationsL: Int
     public var convergedL: Bool
     /// T (nil when not computed): top eigenvalue, mean of the top group, the next eigenvalue (bulk
@@ -273,7 +276,8 @@ final class SpectralState {
     func measure() throws -> SpectralSeedResult {
         let l = asymmetric()
         var result = SpectralSeedResult(seed: seed, outlierL: l.outlier, outlierLGroup: l.groupOutlier, bulkRadiusL: l.bulk,
-                                        m2L: l.m2, m2LGroup: l.groupM2, iterationsL: l.iterations, convergedL: l.converged)
+                                        m2L: l.m2, m2LGroup: l.groupM2, outlierLMembers: l.members, m2LMembers: l.memberM2,
+                                        iterationsL: l.iterations, convergedL: l.converged)
         if let optimal {
             guard undefinedOptimal == 0 else {
                 throw SpecError(field: "teacher.target", value: "\"\(problem.target)\"",
@@ -359,6 +363,7 @@ final class SpectralState {
     struct AsymmetricResult {
         var outlier: Double, groupOutlier: Double, bulk: Double, m2: Double, groupM2: Double
         var iterations: Int, converged: Bool
+        var members: [Double] = [], memberM2: [Double] = []
     }
 
     func asymmetric() -> AsymmetricResult {
@@ -421,7 +426,8 @@ final class SpectralState {
         let real = ritz.real.isEmpty ? [Double](repeating: .nan, count: b) : ritz.real
         let bulk = ritz.real.isEmpty ? Double.nan : (ritz.real[g] * ritz.real[g] + ritz.imaginary[g] * ritz.imaginary[g]).squareRoot()
         return AsymmetricResult(outlier: real[0], groupOutlier: real[0..<g].reduce(0, +) / Double(g), bulk: bulk,
-                                m2: m2[0], groupM2: m2.reduce(0, +) / Double(g), iterations: iterations, converged: converged)
+                                m2: m2[0], groupM2: m2.reduce(0, +) / Double(g), iterations: iterations, converged: converged,
+                                members: Array(real[0..<g]), memberM2: m2)
     }
 
     /// max_j ‖LVs_j − λ_j Vs_j‖ over the first `count` Ritz pairs (real ones).

@@ -136,6 +136,14 @@ public struct SpectralScan: Sendable {
                 if m.isFinite { r[name + "_sim"] = m; r[name + "_sim_se"] = s.isFinite ? s : nil }
             }
             r["L_converged_seeds"] = seeds[i].filter(\.convergedL).count
+            // Each member of a degenerate group separately (index 1 = the second largest real part): near α_c a
+            // non-informative real eigenvalue can take the second place at finite d.
+            if let g = options?.groupSize, g > 1 {
+                for j in 1..<g {
+                    let (m, s) = statistics(i) { $0.m2LMembers.count > j ? $0.m2LMembers[j] : nil }
+                    if m.isFinite { r["m2_L_member\(j + 1)_sim"] = m; r["m2_L_member\(j + 1)_sim_se"] = s.isFinite ? s : nil }
+                }
+            }
             return r
         }
     }
