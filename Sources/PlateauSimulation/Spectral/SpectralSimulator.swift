@@ -399,6 +399,13 @@ final class SpectralState {
             V.update(from: Y, count: N * b)
             if !Self.orthonormalize(V, rows: N, cols: b) { break }
         }
+        // Without convergence the loop ended after V ← orth(LV): the Rayleigh–Ritz pairs must be those of this V.
+        if !converged {
+            applyL(V, into: Y, b: b, u: u, scratch: scratch)
+            var H = [Double](repeating: 0, count: b * b)
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(b), Int32(b), Int32(N), 1, V, Int32(b), Y, Int32(b), 0, &H, Int32(b))
+            if let e = Self.eigen(H, b) { ritz = e }
+        }
         // Ritz vectors ω_j = V s_j (real parts), the estimators Ŵ_j = X̃ᵀ mat(Ĝω_j).
         let omega = UnsafeMutablePointer<Double>.allocate(capacity: N * g), gw = UnsafeMutablePointer<Double>.allocate(capacity: N * g)
         let w = UnsafeMutablePointer<Double>.allocate(capacity: d * k * g)
