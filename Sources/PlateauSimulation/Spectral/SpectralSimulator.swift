@@ -316,16 +316,15 @@ final class SpectralState {
         return result
     }
 
-    /// m² of Ŵ (d×k, row-major with row stride `stride` and column offset): ‖UŴ‖²/‖Ŵ‖², U the span basis.
-    func overlap(_ w: UnsafePointer<Double>, columns: Int, stride: Int) -> Double {
+    /// m² = ‖Π_{W*}Ŵ‖²_F/‖Ŵ‖²_F of an estimator Ŵ (d×`columns`) whose entry (i, c) is at
+    /// w[i·rowStride + c·columnStride] (Π through the orthonormal basis `span` of W*'s rows).
+    func overlap(_ w: UnsafePointer<Double>, columns: Int, rowStride: Int, columnStride: Int) -> Double {
         var total = 0.0, projected = 0.0
         for c in 0..<columns {
-            var norm = 0.0
-            for i in 0..<d { norm += w[i * stride + c] * w[i * stride + c] }
-            total += norm
-            for a in 0..<k {
+            for i in 0..<d { let x = w[i * rowStride + c * columnStride]; total += x * x }
+            for r in 0..<k {
                 var dot = 0.0
-                for i in 0..<d { dot += span[a * d + i] * w[i * stride + c] }
+                for i in 0..<d { dot += span[r * d + i] * w[i * rowStride + c * columnStride] }
                 projected += dot * dot
             }
         }
@@ -417,19 +416,7 @@ final class SpectralState {
         let kg = Int32(k * g)
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(d), kg, Int32(n), 1, X, Int32(d), gw, kg, 0, w, kg)
         // Column (a, j) of w: a·g + j; estimator j has columns a·g + j, a = 0…k−1.
-        var m2: [Double] = []
-        for j in 0..<g {
-            var total = 0.0, projected = 0.0
-            for a in 0..<k {
-                for i in 0..<d { let x = w[i * k * g + a * g + j]; total += x * x }
-                for r in 0..<k {
-                    var dot = 0.0
-                    for i in 0..<d { dot += span[r * d + i] * w[i * k * g + a * g + j] }
-                    projected += dot * dot
-                }
-            }
-            m2.append(projected / total)
-        }
+        let m2 = (0..<g).map { j in overlap(w + j, columns: k, rowStride: k * g, columnStride: g) }
         let real = ritz.real.isEmpty ? [Double](repeating: .nan, count: b) : ritz.real
         let bulk = ritz.real.isEmpty ? Double.nan : (ritz.real[g] * ritz.real[g] + ritz.imaginary[g] * ritz.imaginary[g]).squareRoot()
         return AsymmetricResult(outlier: real[0], groupOutlier: real[0..<g].reduce(0, +) / Double(g), bulk: bulk,
@@ -559,17 +546,7 @@ final class SpectralState {
         for e in (0..<count).reversed() {
             values.append(w[e])
             // Eigenvector e: column e of z (column-major, length D); Ŵ[i, a] = v[a·d + i].
-            var total = 0.0, projected = 0.0
-            let v = Array(z[(e * D)..<((e + 1) * D)])
-            for a in 0..<blocks {
-                for i in 0..<d { total += v[a * d + i] * v[a * d + i] }
-                for r in 0..<k {
-                    var dot = 0.0
-                    for i in 0..<d { dot += span[r * d + i] * v[a * d + i] }
-                    projected += dot * dot
-                }
-            }
-            m2.append(projected / total)
+            m2.append(z.withUnsafeBufferPointer { overlap($0.baseAddress! + e * D, columns: blocks, rowStride: 1, columnStride: d) })
         }
         return (values, m2)
     }
