@@ -258,6 +258,26 @@ struct MultipassTests {
         #expect(square.mean.status == .completed && square.mean.values.allSatisfy { $0.allSatisfy(\.isFinite) })
     }
 
+    @Test("p = k = 4, T = 50 (tanh student, erf committee, correlation loss, label noise, ridge): DMFT vs Plateau's simulator")
+    func wideAgainstSimulator() throws {
+        let experiment = Experiment(
+            teacher: TeacherSpec(k: 4, activation: .erf, noiseVariance: 0.1),
+            student: StudentSpec(p: 4, activation: .tanh, secondLayer: [0.5, 0.5, 0.5, 0.5]),
+            training: TrainingSpec(multipass: MultipassSettings(alpha: 2, steps: 50, ridge: 0.1), loss: .correlation, learningRate: 0.1),
+            initialization: .orthogonal(Q: .identity(4)))
+        let d = Self.long ? 1600 : 400, seeds = Self.long ? 16 : 8
+        let particles = Self.long ? 1_000_000 : 100_000
+        // The same criterion as the α = 5 comparison: z·√(SE²_sim + SE²_DMFT) (Bonferroni over all 51 steps and
+        // observables) plus dmft.md §2's 0.002 as the allowance b/d.
+        let criterion = AgreementCriterion(familywiseAlpha: 0.01, finiteSizeAllowance: 0.002 * Double(d), integratorTolerance: 0)
+        let start = Date()
+        let run = try MultipassComparison.run(experiment, dimension: d, seeds: seeds, masterSeed: 33,
+                                              dmft: DMFTOptions(particles: particles, seed: 8), criterion: criterion)
+        print("p = k = 4, T = 50, d = \(d), \(seeds) seeds, S = \(run.theory.particles): \(run.report.summary) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
+        #expect(run.theory.mean.status == .completed && run.theory.mean.times.count == 51)
+        #expect(run.report.agreesEverywhere, "\(run.report.summary)")
+    }
+
     /// b of the finite-size allowance b/d for the ridge comparisons (in the observables' units).
     /// Finite-d corrections of the normalised spectral moments of XᵀX/d are O(1/d) (e.g.
     /// E tr(XᵀX/d)²/d = α(α + 1 + 1/d)); calibration recorded with the test output: see README.
