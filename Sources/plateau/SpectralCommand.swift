@@ -45,6 +45,9 @@ struct SpectralCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A scalar preprocessing p(y) (an expression in y, e.g. \"1 - 1/y\" or \"max(y, 0)\") for the plain matrix (1/n)Σ p(y) xxᵀ.", valueName: "expr"))
     var preprocessing: String?
 
+    @Option(name: .long, help: ArgumentHelp("Which optimal estimators: L,T (default) or L (L is always computed). T needs 𝒯 = I − E[zzᵀ | y]⁻¹: a target where it is undefined is refused unless only L is asked for.", valueName: "list"))
+    var estimators: String = "L,T"
+
     @Option(name: .long, help: "Worker threads for the seeds and the α grid (0: all cores).")
     var threads: Int = 0
 
@@ -60,6 +63,11 @@ struct SpectralCommand: ParsableCommand {
                 throw ValidationError("--preprocessing: \(e.summary) in \"\(preprocessing)\"")
             }
         }
+        let chosen = estimators.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard chosen.contains("L"), chosen.allSatisfy({ $0 == "L" || $0 == "T" }) else {
+            throw ValidationError("--estimators: \"\(estimators)\" must be L,T or L (L is always computed)")
+        }
+        let symmetric = chosen.contains("T")
         var options: SpectralOptions?
         if let dimension {
             guard seeds >= 1 else { throw ValidationError("--seeds must be an integer ≥ 1 (got \(seeds))") }
@@ -74,7 +82,8 @@ struct SpectralCommand: ParsableCommand {
         let progress = Progress("spectral", parts: 1, enabled: !common.quiet && dimension != nil)
         let scan: SpectralScan
         do {
-            scan = try SpectralScan.run(problem: problem, alphas: alphas, options: options, preprocessing: p) { progress.update(part: 0, fraction: $0) }
+            scan = try SpectralScan.run(problem: problem, alphas: alphas, options: options, preprocessing: p,
+                                        symmetric: symmetric) { progress.update(part: 0, fraction: $0) }
         } catch let e as SpecError { throw ValidationError("\(e)") }
         progress.done()
         let writer = try common.writer(default: "spectral")

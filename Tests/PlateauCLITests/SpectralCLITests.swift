@@ -38,6 +38,25 @@ struct SpectralCLITests {
         #expect(small.status == 64 && small.stderr.contains("spectral.dimension") && small.stderr.contains("2"), "\(small.stderr)")
     }
 
+    /// z₁ sign(z₂)/|z| is a bijection of z₁/z₂ (`../shared/reference/spectral.md`: α_c = 1, m²_L = 1 − 1/α,
+    /// 𝒯 undefined because E[zzᵀ | y] has rank 1 on every level set).
+    @Test("undefined 𝒯 (z1/z2 through a bounded bijection): refused naming the target; --estimators L gives L alone")
+    func undefinedT() throws {
+        let folder = CLI.temporaryFolder()
+        let spec = try CLI.writeSpec("teacher: {k: 2, target: \"z1*sign(z2)/sqrt(z1^2 + z2^2)\"}\ntraining: {protocol: amp}\n", in: folder)
+        let refused = try CLI.run(["spectral", "--spec", spec, "--alpha", "2", "--out", folder.path])
+        #expect(refused.status == 64 && refused.stderr.contains("teacher.target") && refused.stderr.contains("z1*sign(z2)")
+                && refused.stderr.contains("--estimators L"), "\(refused.stderr)")
+        let r = try CLI.run(["spectral", "--spec", spec, "--alpha", "2", "--estimators", "L", "--format", "json", "--out", folder.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let record = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let point = (record["points"] as! [[String: Any]])[0]
+        #expect(abs((point["m2_L"] as! Double) - 0.5) < 3e-3, "\(point)")  // the binned output's error, as in SpectralTheoryTests.ratio
+        #expect(point["m2_T"] == nil && point["bulk_edge_T"] == nil, "\(point)")
+        let wrong = try CLI.run(["spectral", "--spec", spec, "--alpha", "2", "--estimators", "T", "--out", folder.path])
+        #expect(wrong.status == 64 && wrong.stderr.contains("--estimators"), "\(wrong.stderr)")
+    }
+
     @Test("reproduce spectral-transition --quick writes theory, finite-d and spectrum CSVs, specs, README and notebook; every row agrees")
     func reproduction() throws {
         let folder = CLI.temporaryFolder()

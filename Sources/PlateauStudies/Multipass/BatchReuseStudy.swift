@@ -115,7 +115,7 @@ public struct BatchReuseStudy: Reproduction {
         for alpha in alphas {
             let a = 1 / 2.0.squareRoot()
             let target = try Formula(parsing: "tanh(z1 + z2^3 - 3*z2)", variables: .target(k: 2))
-            var experiment = Experiment(
+            let experiment = Experiment(
                 teacher: TeacherSpec(link: target), student: StudentSpec(p: 2, activation: .relu, secondLayer: [a, -a]),
                 training: TrainingSpec(multipass: MultipassSettings(alpha: alpha, steps: steps, particles: particles), learningRate: 0.2),
                 initialization: .orthogonal(Q: .identity(2)))

@@ -43,8 +43,11 @@ public struct SpectralScan: Sendable {
     /// (README, "Spectral estimators").
     public static let finiteSizeAllowance = 10.0
 
+    /// - Parameter symmetric: whether T is asked for. When it is and 𝒯 is undefined for the target
+    ///   (E[zzᵀ | y] singular on a set of positive mass), the run is refused naming the target; when it
+    ///   is not, T is left out of theory, measurement and comparison.
     public static func run(problem: EstimationProblem, alphas: [Double], options: SpectralOptions?,
-                           preprocessing: Formula? = nil, criterion: AgreementCriterion? = nil,
+                           preprocessing: Formula? = nil, criterion: AgreementCriterion? = nil, symmetric: Bool = true,
                            progress: (@Sendable (Double) -> Void)? = nil) throws -> SpectralScan {
         for a in alphas { try EstimationProblem.validateAlpha(a, field: "alpha") }
         let se = try StateEvolution(problem: problem)
@@ -52,13 +55,21 @@ public struct SpectralScan: Sendable {
         do { theory = try SpectralTheory(stateEvolution: se) } catch let e as SpectralTheoryError {
             throw SpecError(field: e.field, value: e.value, reason: e.reason)
         }
-        let curve = theory.curve(alphas: alphas, preprocessing: preprocessing)
+        if symmetric, let reason = theory.optimalUndefinedReason {
+            throw SpecError(field: "teacher.target", value: "\"\(problem.target.description)\"",
+                            reason: "T cannot be built: \(reason); ask for L alone (plateau spectral --estimators L)")
+        }
+        var curve = theory.curve(alphas: alphas, preprocessing: preprocessing)
+        if !symmetric {
+            for i in curve.indices { curve[i].m2T = nil; curve[i].outlierT = nil; curve[i].bulkEdgeT = nil }
+        }
         var scan = SpectralScan(problem: problem, alphas: alphas, theory: curve, seeds: [], options: nil, report: nil,
                                 alphaC: theory.alphaC, outlierMultiplicity: theory.outlierMultiplicity,
-                                symmetricNote: theory.optimalUndefinedReason, preprocessingMinimum: theory.optimalMinimum)
+                                symmetricNote: symmetric ? nil : "not requested (--estimators L)",
+                                preprocessingMinimum: theory.optimalMinimum)
         guard var options else { return scan }
         options.groupSize = theory.outlierMultiplicity
-        options.symmetric = theory.optimalUndefinedReason == nil
+        options.symmetric = symmetric
         options.preprocessing = preprocessing
         scan.options = options
         for (i, alpha) in alphas.enumerated() {
