@@ -16,6 +16,10 @@ import PlateauCore
 /// second layer moves by (η_a/d) E[σ(λ_j) D] per step. Spherical students are renormalised after
 /// each step (§1.3): M'_j = (M + ΔM)_j / √(Q'_jj/q_j), Q'_jl scaled likewise, q_j the target norm.
 ///
+/// With `theory.populationFlow` (no sampling noise) a step is full-batch GD on the population loss:
+/// Ξ is dropped and the squared population gradient enters whole (the n_b → ∞ weight 1 instead of
+/// 1 − 1/n_b), so the step is exact for that dynamics and keeps the rank of a singular Ω.
+///
 /// The cost of a step does not depend on d, so the map runs at d = 2³² as easily as at d = 100;
 /// the number of steps is t·d. Its continuum limit (η n_b/d → 0) is `OnlineSGDTheory`'s ODE.
 public struct OnlineSGDMap: OnlineTheoryModel, Sendable {
