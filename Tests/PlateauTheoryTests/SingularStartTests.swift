@@ -131,6 +131,40 @@ struct SingularStartTests {
         #expect(singular.trajectory.times.last == horizon)
     }
 
+    /// The ReLU route (orthant probabilities, arc-cosine kernel) on the boundary: a ReLU student
+    /// (p = 3, a = ½) inside the span of an erf committee, population flow. Same error model as
+    /// `limitOfRegularisedStarts`, with ε = 10⁻⁵, 10⁻⁶, 10⁻⁷.
+    @Test("a ReLU student inside the teacher span: the closed-form route integrates through, and is the limit of regularised starts")
+    func reluStudentInTeacherSpan() {
+        let M = Matrix([[0.3, 0.1], [0.2, 0.4], [0.5, -0.2]])
+        func experiment(_ epsilon: Double) -> Experiment {
+            Experiment(teacher: TeacherSpec(k: 2, activation: .erf),
+                       student: StudentSpec(p: 3, activation: .relu, secondLayer: [0.5, 0.5, 0.5]),
+                       training: TrainingSpec(learningRate: 0.5, time: 200),
+                       initialization: .overlaps(M: M, Q: M * M.transposed + epsilon * .identity(3)),
+                       output: OutputSpec(times: .log(count: 30, start: 0.01)))
+        }
+        let tight = ODEOptions(relativeTolerance: 1e-10, absoluteTolerance: 1e-12)
+        let singular = Self.curve(experiment(0), options: tight)
+        let reference = Self.curve(experiment(0), options: ODEOptions(relativeTolerance: 1e-12, absoluteTolerance: 1e-14))
+        let curves = [1e-5, 1e-6, 1e-7].map { Self.curve(experiment($0), options: tight).trajectory }
+        #expect(singular.solution.status == .completed, "\(singular.solution.message)")
+        let integration = Self.difference(singular.trajectory, reference.trajectory)
+        var limit = curves[2]
+        var remainder = 0.0
+        for i in 0..<limit.times.count {
+            for c in 0..<limit.observables.count where !limit.observables[c].hasPrefix("cos") {
+                let (v1, v2, v3) = (curves[0].values[i][c], curves[1].values[i][c], curves[2].values[i][c])
+                limit.values[i][c] = v3 - (v2 - v3) / 9
+                remainder = max(remainder, abs((v1 - v2) - 10 * (v2 - v3)))
+            }
+        }
+        let bound = 2 * (3.3 * integration + 1.12e-3 * remainder)
+        let deviation = Self.difference(singular.trajectory, limit)
+        print("ReLU student in the teacher span, t ≤ 200: singular vs limit \(deviation) (bound \(bound)); \(singular.solution.projections.count) projections; risk \(singular.trajectory.column("risk")!.last!)")
+        #expect(deviation <= bound)
+    }
+
     @Test("explicit Euler and the exact map integrate through the singular start and follow the adaptive curve")
     func eulerAndMap() {
         let start = Self.realised(p: 10, k: 2, dimension: 3, seed: 3)
