@@ -38,7 +38,7 @@ struct ODECommand: ParsableCommand {
         var (trajectory, solution) = (Trajectory(observables: []), ODESolution())
         if let mapDimension {
             let times = OnlineTime.realisedTimes(experiment.recordTimes, dimension: mapDimension)
-            trajectory = OnlineSGDMap(theory, dimension: Double(mapDimension)).trajectory(from: theory.initialOverlaps, times: times) {
+            (trajectory, solution.projections) = OnlineSGDMap(theory, dimension: Double(mapDimension)).run(from: theory.initialOverlaps, times: times) {
                 progress.update(part: 0, fraction: $0)
             }
             solution.status = trajectory.status
@@ -62,6 +62,7 @@ struct ODECommand: ParsableCommand {
                 "euler_step": integrator.eulerStep, "population_flow": integrator.populationFlow,
                 "status": solution.status.rawValue, "message": solution.message,
                 "rhs_evaluations": solution.rhsEvaluations, "steps": solution.steps, "seconds": seconds,
+                "cone_projections": solution.projections.count, "largest_projected_depth": solution.projections.largestDepth,
             ] as [String: Any],
             "expectation_route": theory.route.rawValue,
             "expectation_route_description": theory.routeDescription,

@@ -272,6 +272,36 @@ final class QuadratureTerms: Sendable {
         }
     }
 
+    /// The PSD-tolerant Cholesky factor of Ω (zero pivots to 10⁻¹² of the largest diagonal entry).
+    /// Outside the cone — the stages of an adaptive step from a rank-deficient Ω land there by
+    /// O(h²), far more than the step's own error — pivots at or below that threshold are clamped
+    /// to zero and their columns dropped: L Lᵀ is then a PSD matrix that differs from Ω by the
+    /// depth of the departure, and the terms are those of that nearby valid covariance (the rule
+    /// stays defined and continuous across the boundary; whether the accepted state is admissible
+    /// is `ConeGuard`'s decision). Nil only for non-finite Ω.
+    static func factor(_ omega: Matrix) -> Matrix? {
+        if let L = omega.choleskyPSD(tolerance: 1e-12) { return L }
+        guard omega.isSquare, omega.allFinite else { return nil }
+        let n = omega.rows
+        var largest = 0.0
+        for i in 0..<n { largest = max(largest, abs(omega[i, i])) }
+        let threshold = 1e-12 * largest
+        var L = Matrix(rows: n, cols: n)
+        for j in 0..<n {
+            var s = omega[j, j]
+            for c in 0..<j { s -= L[j, c] * L[j, c] }
+            guard s > threshold else { continue }
+            let d = s.squareRoot()
+            L[j, j] = d
+            for i in (j + 1)..<max(j + 1, n) {
+                var t = omega[i, j]
+                for c in 0..<j { t -= L[i, c] * L[j, c] }
+                L[i, j] = t / d
+            }
+        }
+        return L
+    }
+
     /// Sums over the rule of `accumulate(group, weight, u, σ, σ', g)`; nil if Ω is not PSD.
     private func sweep(_ o: Overlaps, _ accumulate: (Int, Double, UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>,
                                                     UnsafeMutablePointer<Double>, Double) -> Void) -> Bool
@@ -284,7 +314,7 @@ final class QuadratureTerms: Sendable {
                                                          UnsafeMutablePointer<Double>, Double) -> Void) -> Bool
     {
         let n = p + k, p = self.p, student = self.student, teacher = self.teacher
-        guard let L = o.jointCovariance.choleskyPSD(tolerance: 1e-12) else { return false }
+        guard let L = Self.factor(o.jointCovariance) else { return false }
         let perGroup = rule.count / rule.groups
         let u = UnsafeMutablePointer<Double>.allocate(capacity: n)
         let s = UnsafeMutablePointer<Double>.allocate(capacity: p)
@@ -320,7 +350,7 @@ final class QuadratureTerms: Sendable {
         let omega = o.jointCovariance
         var permuted = Matrix(rows: n, cols: n)
         for i in 0..<n { for j in 0..<n { permuted[i, j] = omega[original[i], original[j]] } }
-        guard let L = permuted.choleskyPSD(tolerance: 1e-12) else { return false }
+        guard let L = Self.factor(permuted) else { return false }
         let u = UnsafeMutablePointer<Double>.allocate(capacity: n)          // original order
         let s = UnsafeMutablePointer<Double>.allocate(capacity: p)
         let ds = UnsafeMutablePointer<Double>.allocate(capacity: p)

@@ -92,6 +92,10 @@ final class SymmetricEigenWorkspace {
     init(_ n: Int) {
         precondition(n > 0)
         _ = GSL.ready
+        // GSL's eigen-solver calls the CBLAS behind it (OpenBLAS): on matrices this small its
+        // threads cost far more than they save (a 10×10 decomposition took ~50 ms of wall time on
+        // the shared 2-core machine, against ~10 µs single-threaded).
+        openblas_set_num_threads(1)
         self.n = n
         a = gsl_matrix_alloc(n, n)!
         evec = gsl_matrix_alloc(n, n)!

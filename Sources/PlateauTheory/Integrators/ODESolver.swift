@@ -39,8 +39,37 @@ public struct ODESolution: Sendable {
     public var message: String = ""
     public var rhsEvaluations: Int = 0
     public var steps: Int = 0
+    /// Projections of the state back onto its admissible set (`ODEProblem.constrain`).
+    public var projections = StateProjections()
 
     public init() {}
+}
+
+/// How many times a state was projected back onto its admissible set (the PSD cone of the
+/// overlaps, `ConeGuard`), and the largest depth projected away.
+public struct StateProjections: Sendable, Hashable {
+    public var count = 0
+    public var largestDepth = 0.0
+    public init() {}
+
+    mutating func record(_ depth: Double) {
+        count += 1
+        largestDepth = max(largestDepth, depth)
+    }
+
+    /// "" without projections, else "; N projections onto the PSD cone (largest depth x)".
+    public var summary: String {
+        count == 0 ? "" : "; \(count) projection\(count == 1 ? "" : "s") onto the PSD cone (largest depth \(String(format: "%.1e", largestDepth)))"
+    }
+}
+
+/// What `ODEProblem.constrain` did to a state.
+public enum StateConstraint: Sendable, Hashable {
+    case accepted
+    /// Moved back onto the admissible set from this depth outside it.
+    case projected(depth: Double)
+    /// A real departure: the integration ends with this status.
+    case failed(TrajectoryStatus, String)
 }
 
 /// An autonomous-or-not ODE y' = f(t, y). `rhs` writes f into its last argument; it may throw
@@ -50,13 +79,22 @@ public struct ODEProblem {
     public var rhs: (Double, UnsafeBufferPointer<Double>, UnsafeMutableBufferPointer<Double>) throws -> Void
     /// Checked after every accepted step: a non-nil (status, message) ends the integration there.
     public var check: ([Double]) -> (TrajectoryStatus, String)?
+    /// Optional, run after every accepted step before `check`: may move the state back onto its
+    /// admissible set (a projection, counted in `ODESolution.projections`) or end the integration.
+    /// Its second argument is the integrator's own bound on one step's error per component, from
+    /// which the problem derives how far outside a state may be and still be integration error:
+    /// atol + rtol·max|yᵢ| for the adaptive methods (their step control keeps the estimated local
+    /// error below it), ½·dt·max|fᵢ(y_k) − fᵢ(y_{k−1})| ≈ ½dt²|y''| for explicit Euler.
+    public var constrain: ((UnsafeMutableBufferPointer<Double>, Double) -> StateConstraint)?
 
     public init(dimension: Int,
                 rhs: @escaping (Double, UnsafeBufferPointer<Double>, UnsafeMutableBufferPointer<Double>) throws -> Void,
-                check: @escaping ([Double]) -> (TrajectoryStatus, String)? = { _ in nil }) {
+                check: @escaping ([Double]) -> (TrajectoryStatus, String)? = { _ in nil },
+                constrain: ((UnsafeMutableBufferPointer<Double>, Double) -> StateConstraint)? = nil) {
         self.dimension = dimension
         self.rhs = rhs
         self.check = check
+        self.constrain = constrain
     }
 }
 
@@ -97,11 +135,20 @@ public func integrate(_ problem: ODEProblem, initial: [Double], from t0: Double 
 
     func finish(_ status: TrajectoryStatus, _ message: String) -> ODESolution {
         solution.status = status
-        solution.message = message
+        solution.message = message + solution.projections.summary
         solution.rhsEvaluations = box.evaluations
         return solution
     }
     let span = max((times.last ?? t0) - t0, .leastNormalMagnitude)
+    /// `problem.constrain` on the current state; nil, or the failure that ends the integration.
+    func constrained(_ localError: Double) -> (TrajectoryStatus, String)? {
+        guard let constrain = problem.constrain else { return nil }
+        switch y.withUnsafeMutableBufferPointer({ constrain($0, localError) }) {
+        case .accepted: return nil
+        case let .projected(depth): solution.projections.record(depth); return nil
+        case let .failed(status, message): return (status, message)
+        }
+    }
     func record(_ time: Double) -> (TrajectoryStatus, String)? {
         if let bad = problem.check(y) { return bad }
         solution.times.append(time)
@@ -112,26 +159,50 @@ public func integrate(_ problem: ODEProblem, initial: [Double], from t0: Double 
 
     if options.method == .euler {
         let dt = options.eulerStep
-        var f = [Double](repeating: 0, count: n)
+        var f = [Double](repeating: 0, count: n), previous = f
         var stepIndex = 0
+        func evaluate() throws {
+            try y.withUnsafeBufferPointer { yp in
+                try f.withUnsafeMutableBufferPointer { fp in
+                    box.evaluations += 1
+                    try problem.rhs(t, yp, fp)
+                }
+            }
+        }
+        // With a constraint, f(y_k) is evaluated right after step k (and reused by step k + 1), so
+        // that the step's error estimate ½dt·|f(y_k) − f(y_{k−1})| is known before y_k is accepted.
+        let lookahead = problem.constrain != nil
+        if lookahead {
+            do { try evaluate() } catch { return finish(.integratorFailure, "right-hand side failed at t = \(t): \(error)") }
+        }
         for target in times {
             let targetStep = Int(((target - t0) / dt).rounded())
             while stepIndex < targetStep {
-                do {
-                    try y.withUnsafeBufferPointer { yp in
-                        try f.withUnsafeMutableBufferPointer { fp in
-                            box.evaluations += 1
-                            try problem.rhs(t, yp, fp)
-                        }
+                if !lookahead {
+                    do { try evaluate() } catch {
+                        return finish(.integratorFailure, "right-hand side failed at t = \(t): \(error)")
                     }
-                } catch {
-                    return finish(.integratorFailure, "right-hand side failed at t = \(t): \(error)")
                 }
                 for i in 0..<n { y[i] += dt * f[i] }
                 stepIndex += 1
                 solution.steps += 1
                 t = t0 + Double(stepIndex) * dt
                 if !y.allSatisfy(\.isFinite) { return finish(.diverged, "state became non-finite at t = \(t)") }
+                if lookahead {
+                    swap(&f, &previous)
+                    do { try evaluate() } catch {
+                        return finish(.integratorFailure, "right-hand side failed at t = \(t): \(error)")
+                    }
+                    var change = 0.0
+                    for i in 0..<n { change = max(change, abs(f[i] - previous[i])) }
+                    let projections = solution.projections.count
+                    if let bad = constrained(0.5 * dt * change) { return finish(bad.0, bad.1 + " (t = \(t))") }
+                    if solution.projections.count != projections {
+                        do { try evaluate() } catch {
+                            return finish(.integratorFailure, "right-hand side failed at t = \(t): \(error)")
+                        }
+                    }
+                }
                 if let bad = problem.check(y) { return finish(bad.0, bad.1 + " (t = \(t))") }
             }
             if let bad = record(target) { return finish(bad.0, bad.1 + " (t = \(target))") }
@@ -179,6 +250,11 @@ public func integrate(_ problem: ODEProblem, initial: [Double], from t0: Double 
                 return finish(.integratorFailure, "more than \(options.maxSteps) steps before t = \(target)")
             }
             if !y.allSatisfy(\.isFinite) { return finish(.diverged, "state became non-finite at t = \(t)") }
+            var largest = 0.0
+            for i in 0..<n { largest = max(largest, abs(y[i])) }
+            if let bad = constrained(options.absoluteTolerance + options.relativeTolerance * largest) {
+                return finish(bad.0, bad.1 + " (t = \(t))")
+            }
             if let bad = problem.check(y) { return finish(bad.0, bad.1 + " (t = \(t))") }
         }
         if let bad = record(target) { return finish(bad.0, bad.1 + " (t = \(target))") }

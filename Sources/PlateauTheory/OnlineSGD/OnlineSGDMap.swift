@@ -16,6 +16,10 @@ import PlateauCore
 /// second layer moves by (η_a/d) E[σ(λ_j) D] per step. Spherical students are renormalised after
 /// each step (§1.3): M'_j = (M + ΔM)_j / √(Q'_jj/q_j), Q'_jl scaled likewise, q_j the target norm.
 ///
+/// With `theory.populationFlow` (no sampling noise) a step is full-batch GD on the population loss:
+/// Ξ is dropped and the squared population gradient enters whole (the n_b → ∞ weight 1 instead of
+/// 1 − 1/n_b), so the step is exact for that dynamics and keeps the rank of a singular Ω.
+///
 /// The cost of a step does not depend on d, so the map runs at d = 2³² as easily as at d = 100;
 /// the number of steps is t·d. Its continuum limit (η n_b/d → 0) is `OnlineSGDTheory`'s ODE.
 public struct OnlineSGDMap: OnlineTheoryModel, Sendable {
@@ -43,8 +47,16 @@ public struct OnlineSGDMap: OnlineTheoryModel, Sendable {
 
     /// Iterates the map from `start` and records the curve at `times` (t = steps/d; each time is
     /// rounded to a whole step). Ends early with a status when the overlaps become non-finite or
-    /// leave the PSD cone.
+    /// leave the PSD cone (`Iteration.enforceCone`).
     public func trajectory(from start: Overlaps, times: [Double], progress: ((Double) -> Void)? = nil) -> Trajectory {
+        run(from: start, times: times, progress: progress).trajectory
+    }
+
+    /// `trajectory`, and the projections back onto the PSD cone it needed (rounding only: the map
+    /// is exact, so a rank-deficient start stays on the cone's boundary up to round-off).
+    public func run(from start: Overlaps, times: [Double], progress: ((Double) -> Void)? = nil)
+        -> (trajectory: Trajectory, projections: StateProjections)
+    {
         let p = start.p, k = start.k
         var out = Trajectory(observables: Trajectory.overlapObservables(p: p, k: k))
         let iteration = Iteration(self, from: start)
@@ -58,21 +70,26 @@ public struct OnlineSGDMap: OnlineTheoryModel, Sendable {
                 if !iteration.isFinite {
                     out.status = .diverged
                     out.message = "overlaps became non-finite at step \(Int(stepIndex)) (t = \(stepIndex / dimension))"
-                    return out
+                    return (out, iteration.projections)
                 }
-                if !iteration.isInsideCone {
+                if case let .outside(depth) = iteration.enforceCone() {
                     out.status = .leftPSDCone
-                    out.message = "the overlaps left the PSD cone at step \(Int(stepIndex)) (t = \(stepIndex / dimension))"
-                    return out
+                    out.message = "the overlaps left the PSD cone at step \(Int(stepIndex)) (t = \(stepIndex / dimension); depth \(String(format: "%.2e", depth)))" + iteration.projections.summary
+                    return (out, iteration.projections)
                 }
             }
             let o = iteration.overlaps
             out.append(time: stepIndex / dimension, values: [theory.risk(o)] + o.observableValues)
             if last > 0 { progress?(stepIndex / last) }
         }
-        out.message = "exact one-step map at d = \(dimension)"
-        return out
+        out.message = "exact one-step map at d = \(dimension)" + iteration.projections.summary
+        return (out, iteration.projections)
     }
+
+    /// How far outside the PSD cone the map's overlaps may be and still be round-off: 10⁻¹⁰ of Ω's
+    /// largest diagonal entry (the map itself keeps Ω a Gram matrix: E over the batch of
+    /// (W + ΔW)(W + ΔW)ᵀ/d).
+    public static let coneAllowance = 1e-10
 
     public func curve(from start: Overlaps, times: [Double], options: ODEOptions) -> Trajectory {
         trajectory(from: start, times: times)
@@ -88,6 +105,9 @@ public struct OnlineSGDMap: OnlineTheoryModel, Sendable {
         /// New M (p×k) and Q (p×p).
         private let newM: UnsafeMutablePointer<Double>, newQ: UnsafeMutablePointer<Double>
         private let gradient: SquaredGradient
+        private let guardian: ConeGuard
+        /// The projections back onto the PSD cone so far (`enforceCone`).
+        public private(set) var projections = StateProjections()
 
         public init(_ map: OnlineSGDMap, from start: Overlaps) {
             self.map = map
@@ -96,6 +116,7 @@ public struct OnlineSGDMap: OnlineTheoryModel, Sendable {
             w = map.theory.makeWorkspace()
             w.load(start)
             gradient = SquaredGradient(p: p, P: start.P)
+            guardian = ConeGuard(p: p, P: start.P)
             newM = .allocate(capacity: p * k)
             newQ = .allocate(capacity: p * p)
         }
@@ -124,13 +145,27 @@ public struct OnlineSGDMap: OnlineTheoryModel, Sendable {
         /// Whether Ω = [[Q, M], [Mᵀ, P]] is positive semi-definite (to 10⁻¹²).
         public var isInsideCone: Bool { w.omegaIsPSD(tolerance: 1e-12) }
 
+        /// Keeps Ω on the PSD cone (`ConeGuard`, allowance `OnlineSGDMap.coneAllowance` × Ω's
+        /// largest diagonal entry): round-off across the boundary of a rank-deficient Ω is projected
+        /// away and counted.
+        public func enforceCone() -> ConeCheck {
+            let allowance = OnlineSGDMap.coneAllowance * ConeGuard.scale(w.omega, p + k)
+            let result = guardian.enforce(w.omega, allowance: allowance)
+            if case let .projected(depth) = result { projections.record(depth) }
+            return result
+        }
+
         /// One SGD step (EQUATIONS.md §1.2; see `OnlineSGDMap`).
         public func advance() {
             let e = map.experiment, d = map.dimension, n = p + k, omega = w.omega, a = w.a
             let eta = e.training.learningRate, nb = Double(e.training.batchSize)
             let shrink = 1 - eta * e.training.weightDecay / d
             map.theory.evaluateTerms(w)
-            let withGradient = nb > 1 && map.squaredPopulationGradient
+            // Population flow (no sampling noise, Ξ dropped) is full-batch GD on the population
+            // loss: its step's square is the squared population gradient in full (n_b → ∞).
+            let populationFlow = map.theory.populationFlow
+            let gradientWeight = populationFlow ? 1 : 1 - 1 / nb
+            let withGradient = (nb > 1 || populationFlow) && map.squaredPopulationGradient
             if withGradient { gradient.compute(w) }
             for j in 0..<p { for r in 0..<k {
                 newM[j * k + r] = shrink * omega[j * n + p + r] + eta / d * a[j] * w.psi[j * k + r]
@@ -139,7 +174,7 @@ public struct OnlineSGDMap: OnlineTheoryModel, Sendable {
                 var v = shrink * shrink * omega[j * n + l] + shrink * eta / d * (a[j] * w.phi[j * p + l] + a[l] * w.phi[l * p + j])
                 v += eta * eta / (nb * d) * a[j] * a[l] * w.xi[j * p + l]
                 if withGradient {
-                    v += eta * eta / (d * d) * (1 - 1 / nb) * a[j] * a[l] * 0.5 * (gradient.G[j * p + l] + gradient.G[l * p + j])
+                    v += eta * eta / (d * d) * gradientWeight * a[j] * a[l] * 0.5 * (gradient.G[j * p + l] + gradient.G[l * p + j])
                 }
                 newQ[j * p + l] = v
                 newQ[l * p + j] = v

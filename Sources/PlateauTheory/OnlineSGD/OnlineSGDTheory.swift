@@ -223,22 +223,52 @@ public struct OnlineSGDTheory: OnlineTheoryModel, Sendable {
 
     // MARK: Integration
 
-    /// The ODE problem on the state layout above; integration stops with a status when the
-    /// overlaps leave the cone of valid covariances.
+    /// The ODE problem on the state layout above. After every step the overlaps are kept on the
+    /// cone of valid covariances (`ConeGuard`): a departure within `coneAllowance` of the
+    /// integrator's local error is projected back and counted; a larger one ends the integration
+    /// with the status `leftPSDCone`.
     public var problem: ODEProblem {
-        // One workspace per problem: the right-hand side and the check allocate nothing.
-        let theory = self, w = makeWorkspace(), checked = makeWorkspace()
+        // One workspace per problem: the right-hand side and the guard allocate nothing.
+        let theory = self, w = makeWorkspace(), guarded = makeWorkspace()
+        let guardian = ConeGuard(p: p, P: experiment.teacher.covariance)
         return ODEProblem(dimension: stateDimension, rhs: { _, y, f in
             theory.load(state: y, into: w)
             theory.evaluateTerms(w)
             theory.writeRates(w, into: f)
-        }, check: { y in
-            let inside = y.withUnsafeBufferPointer { yp in
-                theory.load(state: yp, into: checked)
-                return checked.omegaIsPSD(tolerance: 1e-12)
+        }, constrain: { y, localError in
+            theory.load(state: UnsafeBufferPointer(y), into: guarded)
+            let allowance = theory.coneAllowance(localError: localError)
+            switch guardian.enforce(guarded.omega, allowance: allowance) {
+            case .inside: return .accepted
+            case let .projected(depth):
+                theory.storeQ(from: guarded, into: y)
+                return .projected(depth: depth)
+            case let .outside(depth):
+                return .failed(.leftPSDCone, "the overlaps left the PSD cone: [[Q, M], [Mᵀ, P]] is not positive semi-definite (depth \(String(format: "%.2e", depth)), beyond the integrator's allowance \(String(format: "%.2e", allowance)))")
             }
-            return inside ? nil : (.leftPSDCone, "the overlaps left the PSD cone: [[Q, M], [Mᵀ, P]] is not positive semi-definite")
         })
+    }
+
+    /// How far outside the PSD cone (the depth −λ_min of Q − M P⁺ Mᵀ) a state may be and still be
+    /// integration error, given the integrator's bound `localError` on one step's error per
+    /// component: a perturbation of every entry of Ω by at most ε moves an eigenvalue by at most
+    /// ‖ΔΩ‖₂ ≤ (p + k)·ε, and a factor 10 covers the inaccuracy of the error estimate itself (the
+    /// tests measure the depth in units of this allowance).
+    public func coneAllowance(localError: Double) -> Double {
+        Self.coneAllowanceFactor * Double(p + k) * localError
+    }
+
+    /// The factor of `coneAllowance`.
+    public static let coneAllowanceFactor = 10.0
+
+    /// Writes the Q of `w`'s Ω into the state vector (layout of `state(of:)`).
+    func storeQ(from w: OnlineSGDWorkspace, into y: UnsafeMutableBufferPointer<Double>) {
+        let n = p + k
+        var idx = p * k
+        for j in 0..<p { for l in j..<p {
+            y[idx] = w.omega[j * n + l]
+            idx += 1
+        } }
     }
 
     /// Integrates from `start` and returns the curve at `times` (risk and the overlap observables),
