@@ -87,10 +87,14 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .customLong("max-array-size"), help: "Slurm: the cluster's MaxArraySize (array indices 0 … N − 1).")
     var maxArraySize: Int = 1001
 
+    @Flag(name: .customLong("in-process"), help: "Local backend: run the points one after another in this process (no child processes; the same point runner, for measuring the pool's overhead and for debugging).")
+    var inProcess = false
+
     @Flag(name: .long, help: "No progress on stderr.")
     var quiet = false
 
     func validate() throws {
+        if inProcess, backend == .slurm { throw ValidationError("--in-process is a local-backend option") }
         guard jobs >= 1 else { throw ValidationError("--jobs must be an integer ≥ 1 (got \(jobs))") }
         guard cpusPerTask >= 1 else { throw ValidationError("--cpus-per-task must be an integer ≥ 1 (got \(cpusPerTask))") }
         guard maxArraySize >= 1 else { throw ValidationError("--max-array-size must be an integer ≥ 1 (got \(maxArraySize))") }
@@ -144,17 +148,38 @@ struct SweepRunCommand: ParsableCommand {
         guard !todo.isEmpty else { print("nothing to do"); return }
         let executable = SweepCommand.executable
         let progress = SweepProgress(total: todo.count, enabled: !quiet)
-        let outcomes = LocalPool.run(todo, jobs: jobs, body: { index in
+        let outcomes = inProcess ? Self.runInProcess(folder, todo, report: progress.update) : LocalPool.run(todo, jobs: jobs, body: { index in
             PointProcess.run(executable: executable, folder: folder, index: index, backend: "local")
         }, report: progress.update)
         progress.finish()
         let failures = outcomes.filter { !$0.succeeded }
-        print("ran \(outcomes.count) points with \(min(jobs, todo.count)) workers in \(String(format: "%.1f", progress.elapsed)) s: "
+        print("ran \(outcomes.count) points with \(inProcess ? 1 : min(jobs, todo.count)) \(inProcess ? "process" : "workers") in \(String(format: "%.1f", progress.elapsed)) s: "
               + "\(outcomes.count - failures.count) done, \(failures.count) failed")
         for f in failures.prefix(10) {
             note("point \(f.index) failed (\(f.signalled ? "signal" : "exit code") \(f.exitCode)): \(SweepFolder.tail(folder.failed(f.index), lines: 1)) — see \(folder.failed(f.index).path)")
         }
         if !failures.isEmpty { throw ExitCode(1) }
+    }
+
+    /// The points one after another through the same runner as `run-point`, without child processes.
+    static func runInProcess(_ folder: SweepFolder, _ todo: [Int], report: (PointOutcome) -> Void) -> [PointOutcome] {
+        let cwd = FileManager.default.currentDirectoryPath
+        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        return todo.map { index in
+            let start = Date()
+            try? FileManager.default.removeItem(at: folder.failed(index))
+            var outcome = PointOutcome(index: index, succeeded: true, exitCode: 0, signalled: false, seconds: 0)
+            do { try SweepRunPointCommand.run(folder, index: index, backend: "in-process") } catch {
+                outcome.succeeded = false
+                outcome.exitCode = PlateauCommand.exitCode(for: error).rawValue
+                let record: [String: Any] = ["index": index, "backend": "in-process", "exit_code": Int(outcome.exitCode), "signal": 0,
+                                             "stderr_tail": PlateauCommand.message(for: error), "host": ProcessInfo.processInfo.hostName]
+                try? SweepFolder.write(SweepFolder.json(record), to: folder.failed(index))
+            }
+            outcome.seconds = Date().timeIntervalSince(start)
+            report(outcome)
+            return outcome
+        }
     }
 
     func submit(_ folder: SweepFolder, _ todo: [Int]) throws {
@@ -271,7 +296,12 @@ struct SweepRunPointCommand: ParsableCommand {
     @Option var backend: String = "local"
 
     func run() throws {
-        let sweep = SweepFolder(folder)
+        try Self.run(SweepFolder(folder), index: index, backend: backend)
+    }
+
+    /// Runs the point's subcommand in this process with the point's folder as the working
+    /// directory, moves wall-clock fields to the log, and writes done.json last.
+    static func run(_ sweep: SweepFolder, index: Int, backend: String) throws {
         let started = Date()
         let point: SweepPoint
         do { point = try sweep.readPoint(index) } catch let error as SweepError { throw ValidationError("\(error)") }

@@ -41,7 +41,7 @@ struct SweepTests {
         return files
     }
 
-    @Test("runs locally: --jobs 1 and --jobs 3 give bitwise-identical points; the rows equal a direct `plateau ode`; resume does nothing")
+    @Test("runs locally: --jobs 1, --jobs 3 and --in-process give bitwise-identical points; the rows equal a direct `plateau ode`; resume does nothing")
     func localRun() throws {
         let (folder, spec, grid) = try Self.setUp()
         let one = folder.appendingPathComponent("one"), three = folder.appendingPathComponent("three")
@@ -50,9 +50,13 @@ struct SweepTests {
         #expect(r1.stdout.contains("6 points") && r1.stdout.contains("6 done, 0 failed"), "\(r1.stdout)")
         let r3 = try CLITests.run(["sweep", "--spec", spec, "--grid", grid, "--out", three.path, "--jobs", "3", "--quiet"])
         #expect(r3.status == 0, "\(r3.stderr)")
-        let (a, b) = (try Self.pointFiles(one), try Self.pointFiles(three))
+        let inProcess = folder.appendingPathComponent("in-process")
+        let ri = try CLITests.run(["sweep", "--spec", spec, "--grid", grid, "--out", inProcess.path, "--in-process", "--quiet"])
+        #expect(ri.status == 0, "\(ri.stderr)")
+        let (a, b, ip) = (try Self.pointFiles(one), try Self.pointFiles(three), try Self.pointFiles(inProcess))
         #expect(a.count == 6 * 5, "files: \(a.keys.sorted())")   // spec.yaml, point.json, trajectory.csv, report.json, done.json
         #expect(a == b, "the point files differ between --jobs 1 and --jobs 3: \(a.keys.filter { a[$0] != b[$0] }.sorted())")
+        #expect(a == ip, "the point files differ between child processes and --in-process: \(a.keys.filter { a[$0] != ip[$0] }.sorted())")
         // The wall-clock field is moved to the log: the report stays valid JSON without it.
         let report = try JSONSerialization.jsonObject(with: a["/00004/report.json"]!) as! [String: Any]
         #expect((report["integrator"] as! [String: Any])["seconds"] == nil)

@@ -8,6 +8,10 @@ public struct PointOutcome: Sendable {
     public var exitCode: Int32
     public var signalled: Bool
     public var seconds: Double
+
+    public init(index: Int, succeeded: Bool, exitCode: Int32, signalled: Bool, seconds: Double) {
+        (self.index, self.succeeded, self.exitCode, self.signalled, self.seconds) = (index, succeeded, exitCode, signalled, seconds)
+    }
 }
 
 /// Runs one point in a child process: `plateau sweep run-point DIR --index I`. The local pool and a
