@@ -112,9 +112,18 @@ struct SweepRunCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
+        let folder = SweepFolder(out)
+        let (baseText, gridText) = (try Self.read(spec, "--spec"), try Self.read(grid, "--grid"))
+        // Resuming the same sweep: only the points about to run are built and validated again.
+        let resuming = (try? folder.readPlan())?.map { $0.baseSpec == baseText && $0.grid == gridText } ?? false
+        let retry = retryFailed
+        let only: ((Int) -> Bool)? = resuming ? { i in
+            let s = folder.status(i)
+            return s == .missing || (retry && s == .failed)
+        } : nil
         let planned: SweepPlanner.Result
         do {
-            planned = try SweepPlanner.plan(baseSpec: try Self.read(spec, "--spec"), gridText: try Self.read(grid, "--grid")) { arguments in
+            planned = try SweepPlanner.plan(baseSpec: baseText, gridText: gridText, only: only) { arguments in
                 do { _ = try PlateauCommand.parseAsRoot(arguments) } catch {
                     throw SweepError(PlateauCommand.message(for: error))
                 }
@@ -122,7 +131,6 @@ struct SweepRunCommand: ParsableCommand {
         } catch let error as SweepError {
             throw ValidationError("invalid sweep: \(error)")
         }
-        let folder = SweepFolder(out)
         let prepared: (resumed: Bool, written: Int)
         do { prepared = try folder.prepare(planned.plan, points: planned.points, specs: planned.specs) } catch let error as SweepError {
             throw ValidationError("\(error)")

@@ -16,16 +16,19 @@ public enum SweepPlanner {
     /// The subcommands a point may run, and the option that carries its random seed (nil: none).
     public static let commands = ["ode", "simulate", "compare", "se", "threshold", "gamp", "dmft", "spectral"]
 
-    public static func plan(baseSpec: String, gridText: String,
+    /// With `only`, just the points it accepts are built and validated (a resumed sweep checks the
+    /// points it is about to run; the others were checked when the sweep was planned).
+    public static func plan(baseSpec: String, gridText: String, only: ((Int) -> Bool)? = nil,
                             checkArguments: ([String]) throws -> Void) throws -> Result {
         let grid = try SweepGrid(text: gridText)
         let builder = try SweepSpecBuilder(baseText: baseSpec)
         let count = grid.pointCount
         var points: [SweepPoint] = []
         var specs: [String] = []
+        var checked = Set<[String]>()   // command lines already accepted (most points share one)
         points.reserveCapacity(count)
         specs.reserveCapacity(count)
-        for index in 0..<count {
+        for index in 0..<count where only?(index) ?? true {
             let values = grid.values(at: index)
             func refuse(_ message: String) -> SweepError {
                 let where_ = zip(grid.axes, values).map { "\($0.name) = \($1)" }.joined(separator: ", ")
@@ -62,7 +65,10 @@ public enum SweepPlanner {
                 throw refuse("\(error)")
             }
             let arguments = [command, "--spec", "spec.yaml", "--out", "."] + options + grid.arguments
-            do { try checkArguments(arguments) } catch { throw refuse("\(error)") }
+            if !checked.contains(arguments) {
+                do { try checkArguments(arguments) } catch { throw refuse("\(error)") }
+                checked.insert(arguments)
+            }
             points.append(SweepPoint(index: index, values: values, arguments: arguments))
             specs.append(spec)
         }
