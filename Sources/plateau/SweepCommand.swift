@@ -267,6 +267,9 @@ struct SweepCollectCommand: ParsableCommand {
     @Option(name: .long, help: "Collect this file of every point instead of the main one (e.g. seeds.csv).")
     var file: String?
 
+    @Option(name: .long, help: ArgumentHelp("Keep only these columns of the points' files (comma-separated; the point and grid columns are always kept).", valueName: "names"))
+    var columns: String?
+
     @Option(name: .long, help: ArgumentHelp("Where to write the CSV (default DIR/sweep.csv).", valueName: "file"))
     var output: String?
 
@@ -274,7 +277,8 @@ struct SweepCollectCommand: ParsableCommand {
         let started = Date()
         let sweep = SweepFolder(folder)
         let result: SweepCollect.Result
-        do { result = try SweepCollect.collect(sweep, file: file) } catch let error as SweepError {
+        let keep = columns.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        do { result = try SweepCollect.collect(sweep, file: file, columns: keep) } catch let error as SweepError {
             throw ValidationError("\(error)")
         }
         let csvURL = output.map { URL(fileURLWithPath: $0) } ?? sweep.root.appendingPathComponent("sweep.csv")

@@ -84,6 +84,12 @@ struct SweepTests {
         #expect(csv.rows.filter { $0["point"] == "4" }.allSatisfy { $0["training.learningRate"] == "1.0" && $0["teacher.noise"] == "0.01" })
         let index = try JSONSerialization.jsonObject(with: Data(contentsOf: one.appendingPathComponent("index.json"))) as! [String: Any]
         #expect(index["complete"] as? Bool == true && (index["missing"] as? [Int]) == [])
+        let picked = folder.appendingPathComponent("picked.csv")
+        let cp = try CLITests.run(["sweep", "collect", one.path, "--columns", "t,risk", "--output", picked.path])
+        #expect(cp.status == 0, "\(cp.stderr)")
+        #expect(try ReproduceTests.readCSV(picked).header == ["point", "training.learningRate", "teacher.noise", "t", "risk"])
+        let badColumn = try CLITests.run(["sweep", "collect", one.path, "--columns", "t,nonsense"])
+        #expect(badColumn.status == 64 && badColumn.stderr.contains("nonsense"), "\(badColumn.stderr)")
 
         // A different grid in the same folder is refused.
         let other = try CLITests.writeSpec(Self.grid.replacingOccurrences(of: "[0.5, 1.0]", with: "[0.5, 2.0]"), in: folder, name: "other.yaml")
@@ -101,6 +107,7 @@ struct SweepTests {
             ("axes:\n  teacher.activation: [erf, nonsense(x]\n", ["point 1", "teacher.activation"]),
             ("command: integrate\naxes:\n  teacher.noise: [0]\n", ["point 0", "integrate"]),
             ("axes:\n  training.learningRate: [1]\nextra: 1\n", ["grid.extra", "unknown key"]),
+            ("axes:\n  \"teacher.k, student.p\": [[2, 2], [3]]\n", ["grid.axes.teacher.k, student.p", "[3]", "2 entries"]),
         ]
         for (grid, phrases) in cases {
             let (folder, spec, gridFile) = try Self.setUp(grid: grid)
@@ -157,6 +164,29 @@ struct SweepTests {
         #expect(s.contains("learningRate: 0.3\n"), "\(s)")
         let bad = try CLITests.run(["sweep", "--spec", spec, "--grid", grid, "--out", out.path, "--backend", "slurm", "--dry-run", "--sbatch-line", "--account=x"])
         #expect(bad.status == 64 && bad.stderr.contains("--sbatch-line"), "\(bad.stderr)")
+    }
+
+    @Test("a linked axis varies several fields together (K = M with its initial overlaps), crossed with the others")
+    func linkedAxis() throws {
+        let grid = """
+        axes:
+          "teacher.k, student.p, init.M, init.Q":
+            - [2, 2, [[0.01, 0], [0, 0.01]], [[1, 0], [0, 1]]]
+            - [3, 3, [[0.01, 0, 0], [0, 0.01, 0], [0, 0, 0.01]], [[1, 0, 0], [0, 1, 0], [0, 0, 1]]]
+          training.learningRate: [0.5, 1.0]
+        """
+        let (folder, spec, gridFile) = try Self.setUp(grid: grid)
+        let out = folder.appendingPathComponent("out")
+        let r = try CLITests.run(["sweep", "--spec", spec, "--grid", gridFile, "--out", out.path, "--quiet"])
+        #expect(r.status == 0 && r.stdout.contains("4 points (teacher.k × student.p × init.M × init.Q × training.learningRate)"), "\(r.stdout) \(r.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("points/00003/report.json"))) as! [String: Any]
+        let specTree = report["spec"] as! [String: Any]
+        #expect((specTree["student"] as! [String: Any])["p"] as? Int == 3 && (specTree["training"] as! [String: Any])["learningRate"] as? Double == 1.0)
+        let c = try CLITests.run(["sweep", "collect", out.path])
+        #expect(c.status == 0)
+        let csv = try ReproduceTests.readCSV(out.appendingPathComponent("sweep.csv"))
+        #expect(Array(csv.header.prefix(6)) == ["point", "teacher.k", "student.p", "init.M", "init.Q", "training.learningRate"])
+        #expect(csv.header.contains("M_3_3") && csv.rows.first { $0["point"] == "3" }?["teacher.k"] == "3")
     }
 
     static let slurm = ProcessInfo.processInfo.environment["PLATEAU_SLURM_TESTS"] == "1"

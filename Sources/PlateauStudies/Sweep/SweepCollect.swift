@@ -19,7 +19,8 @@ public enum SweepCollect {
         public var index: Data
     }
 
-    public static func collect(_ folder: SweepFolder, file: String? = nil) throws -> Result {
+    /// `columns`: keep only these columns of the points' files (the point and grid columns are always kept).
+    public static func collect(_ folder: SweepFolder, file: String? = nil, columns keep: [String]? = nil) throws -> Result {
         guard let plan = try folder.readPlan() else { throw SweepError("\(folder.root.path): no sweep.json (not a sweep folder)") }
         var done: [Int] = [], failed: [Int] = [], missing: [Int] = []
         var failures: [[String: Any]] = []
@@ -46,7 +47,14 @@ public enum SweepCollect {
             guard let data = FileManager.default.contents(atPath: url.path) else {
                 throw SweepError("point \(index): done, but \(url.path) is missing (--file names a file every point writes)")
             }
-            let table = name.hasSuffix(".json") ? try flatJSON(data, url: url) : CSV.parse(String(decoding: data, as: UTF8.self))
+            var table = name.hasSuffix(".json") ? try flatJSON(data, url: url) : CSV.parse(String(decoding: data, as: UTF8.self))
+            if let keep {
+                for column in keep where !table.header.contains(column) {
+                    throw SweepError("--columns: point \(index)'s \(name) has no column \(column) (it has \(table.header.joined(separator: ", ")))")
+                }
+                let picked = keep.compactMap { table.header.firstIndex(of: $0) }
+                table = (keep, table.rows.map { row in picked.map { $0 < row.count ? row[$0] : "" } })
+            }
             let ids = table.header.map { column -> Int in
                 if let i = columnIndex[column] { return i }
                 columnIndex[column] = columns.count

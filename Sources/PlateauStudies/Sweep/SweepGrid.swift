@@ -12,23 +12,30 @@ import Yams
 ///       teacher.noise: "0:0.1:0.05"              # a range from:to:step (to included up to rounding)
 ///       student.p: {from: 2, to: 4, step: 1}     # the same as a mapping
 ///       dimension: [500, 1000]                   # no dot: a run option, passed as --dimension 500
+///       "teacher.k, student.p": [[2, 2], [3, 3]] # linked: several fields varied together
 ///
 /// A dotted axis sets that field of the base spec (intermediate sections are created when missing);
 /// the point's spec is then read by the package's own spec reader, so a bad value is refused exactly
 /// as `plateau ode --spec` would refuse it. An axis without a dot is the subcommand's option of that
 /// name (`dimension`, `seeds`, `seed`, `alpha`, `method`, …); `command` as an axis varies the
-/// subcommand itself. Range values are integers when from, to and step are all integers, otherwise
+/// subcommand itself. A linked axis names several fields separated by commas; each of its values is
+/// a list with one entry per field (a zip inside the product: K = M with matching init matrices).
+/// The collected CSV has one column per field. Range values are integers when from, to and step are all integers, otherwise
 /// numbers rounded to 12 significant digits (so 0:1:0.1 gives 0.3, not 0.30000000000000004).
 public struct SweepGrid: Sendable {
     public enum Combination: String, Sendable { case product, zip }
 
     public struct Axis: Sendable {
-        /// A dotted spec path (`training.learningRate`) or a run option (`dimension`).
-        public var name: String
-        /// The values as YAML text (scalars plain, lists and mappings in flow style).
-        public var values: [String]
-        public var isSpecField: Bool { name.contains(".") }
+        /// Dotted spec paths (`training.learningRate`) or run options (`dimension`): one, or several
+        /// varied together.
+        public var names: [String]
+        /// Each value: one YAML text per name (scalars plain, lists and mappings in flow style).
+        public var values: [[String]]
+        public var name: String { names.joined(separator: ", ") }
     }
+
+    /// The field or option names of all axes, in order: the columns of a point's values.
+    public var columns: [String] { axes.flatMap(\.names) }
 
     public var command: String
     public var combination: Combination
@@ -70,9 +77,25 @@ public struct SweepGrid: Sendable {
                 }
                 for (nameNode, valuesNode) in axesMapping {
                     guard let name = nameNode.string, !name.isEmpty else { throw SweepError("grid.axes: an axis name must be a string (got \(Self.text(nameNode)))") }
-                    guard !axes.contains(where: { $0.name == name }) else { throw SweepError("grid.axes.\(name): named twice") }
-                    try Self.checkName(name)
-                    axes.append(Axis(name: name, values: try Self.values(valuesNode, field: "grid.axes.\(name)")))
+                    let names = name.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                    for n in names {
+                        guard !columns.contains(n), names.filter({ $0 == n }).count == 1 else { throw SweepError("grid.axes.\(n): named twice") }
+                        try Self.checkName(n)
+                    }
+                    let field = "grid.axes.\(name)"
+                    if names.count == 1 {
+                        axes.append(Axis(names: names, values: try Self.values(valuesNode, field: field).map { [$0] }))
+                    } else {
+                        guard let seq = valuesNode.sequence, !seq.isEmpty else {
+                            throw SweepError("\(field): a linked axis takes a list of values, each a list of \(names.count) entries (got \(Self.text(valuesNode)))")
+                        }
+                        axes.append(Axis(names: names, values: try seq.map { v in
+                            guard let entries = v.sequence, entries.count == names.count else {
+                                throw SweepError("\(field): \(Self.text(v)) is not a list of \(names.count) entries (one per field)")
+                            }
+                            return entries.map(Self.text)
+                        }))
+                    }
                 }
             default:
                 throw SweepError("grid.\(key): unknown key (allowed: command, combine, arguments, axes)")
@@ -95,18 +118,19 @@ public struct SweepGrid: Sendable {
     }
 
     /// The value of each axis at point `index` (product: row-major, the first axis varying slowest).
+    /// One entry per column (`columns`).
     public func values(at index: Int) -> [String] {
         switch combination {
-        case .zip: return axes.map { $0.values[index] }
+        case .zip: return axes.flatMap { $0.values[index] }
         case .product:
             var rest = index
-            var out = [String](repeating: "", count: axes.count)
+            var out = [[String]](repeating: [], count: axes.count)
             for a in axes.indices.reversed() {
                 let n = axes[a].values.count
                 out[a] = axes[a].values[rest % n]
                 rest /= n
             }
-            return out
+            return out.flatMap { $0 }
         }
     }
 

@@ -31,21 +31,21 @@ public enum SweepPlanner {
         for index in 0..<count where only?(index) ?? true {
             let values = grid.values(at: index)
             func refuse(_ message: String) -> SweepError {
-                let where_ = zip(grid.axes, values).map { "\($0.name) = \($1)" }.joined(separator: ", ")
+                let where_ = zip(grid.columns, values).map { "\($0) = \($1)" }.joined(separator: ", ")
                 return SweepError("point \(index) (\(where_)): \(message)")
             }
             var command = grid.command
             var options: [String] = []
             var fields: [(path: String, value: String)] = []
-            for (axis, value) in zip(grid.axes, values) {
-                if axis.isSpecField {
-                    fields.append((axis.name, value))
-                } else if axis.name == "command" {
+            for (name, value) in zip(grid.columns, values) {
+                if name.contains(".") {
+                    fields.append((name, value))
+                } else if name == "command" {
                     command = value
                 } else if value == "true" {
-                    options.append("--\(axis.name)")
+                    options.append("--\(name)")
                 } else if value != "false" {
-                    options += ["--\(axis.name)", value]
+                    options += ["--\(name)", value]
                 }
             }
             guard commands.contains(command) else {
@@ -73,7 +73,7 @@ public enum SweepPlanner {
             specs.append(spec)
         }
         let plan = SweepPlan(plateauVersion: PlateauVersion.string, baseSpec: baseSpec, grid: gridText,
-                             axes: grid.axes.map(\.name), pointCount: count)
+                             axes: grid.columns, pointCount: count)
         return Result(plan: plan, points: points, specs: specs)
     }
 }
