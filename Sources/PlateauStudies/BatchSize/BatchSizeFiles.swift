@@ -398,6 +398,12 @@ extension BatchSizeTradeoff {
             | `specs/*.yaml` | representative experiments (readable by `plateau simulate/ode --spec`; the map with `--map-dimension`) |
             | `plot.ipynb` | the figures |
 
+            ## Figures
+
+            Written by `plot.ipynb` beside the CSVs (`make figures` runs every study's notebook):
+
+            ![figure 1](batch-size-1.png) ![figure 2](batch-size-2.png) ![figure 3](batch-size-3.png) ![figure 4](batch-size-4.png) ![figure 5](batch-size-5.png) ![figure 6](batch-size-6.png)
+
             """
         result.add("README.md", readme)
         result.add("plot.ipynb", notebook.json)

@@ -315,6 +315,12 @@ extension LossComparison {
             | `specs/*.yaml` | the specification of every experiment (readable by `plateau ode/compare --spec`) |
             | `plot.ipynb` | the figures |
 
+            ## Figures
+
+            Written by `plot.ipynb` beside the CSVs (`make figures` runs every study's notebook):
+
+            ![figure 1](loss-comparison-1.png) ![figure 2](loss-comparison-2.png) ![figure 3](loss-comparison-3.png)
+
             """
         result.add("README.md", readme)
         result.add("plot.ipynb", notebook.json)

@@ -275,6 +275,12 @@ extension SaadSollaPlateaus {
             | `specs/*.yaml` | the specification of every experiment used (readable by `plateau ode/compare --spec`) |
             | `plot.ipynb` | the figures |
 
+            ## Figures
+
+            Written by `plot.ipynb` beside the CSVs (`make figures` runs every study's notebook):
+
+            ![figure 1](saad-solla-1.png) ![figure 2](saad-solla-2.png) ![figure 3](saad-solla-3.png)
+
             """
         result.add("README.md", readme)
         result.add("plot.ipynb", notebook.json)
