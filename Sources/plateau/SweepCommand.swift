@@ -7,23 +7,28 @@ struct SweepCommand: ParsableCommand {
         commandName: "sweep",
         abstract: "Run a grid of points (spec fields × run options) locally or as a Slurm job array; collect one tidy CSV.",
         discussion: """
-        plateau sweep --spec base.yaml --grid grid.yaml --out DIR [--jobs N | --backend slurm]
+        plateau sweep --spec base.yaml --grid grid.yaml --out DIR [--jobs N]
+        plateau sweep ... --backend slurm [--dry-run] [--partition P --time T]
         plateau sweep collect DIR
 
         Grid file (YAML):
-          command: ode                      # ode | simulate | compare | se | threshold | gamp | dmft | spectral
-          combine: product                  # product (first axis slowest) | zip
-          arguments: ["--rtol", "1e-10"]    # fixed extra arguments of every point
+          command: ode          # ode simulate compare se threshold gamp dmft
+                                # spectral
+          combine: product      # product (first axis slowest) | zip
+          arguments: ["--rtol", "1e-10"]   # extra arguments of every point
           axes:
-            training.learningRate: [0.5, 1.0, 2.0]   # dotted: a spec field
-            teacher.noise: "0:0.1:0.05"              # from:to:step (or {from, to, step})
-            dimension: [500, 1000]                   # no dot: the option --dimension
+            training.learningRate: [0.5, 1.0, 2.0]  # dotted: a spec field
+            teacher.noise: "0:0.1:0.05"     # from:to:step, {from, to, step}
+            dimension: [500, 1000]          # no dot: the option --dimension
+            "teacher.k, student.p": [[2, 2], [3, 3]]   # varied together
 
-        Every point is validated (its spec through the spec reader, its command line through the parser)
-        before anything runs. Each point runs in DIR/points/NNNNN/ (spec.yaml, the subcommand's files,
-        done.json written last); re-running the same command skips done points, --retry-failed reruns
-        failed ones. Seeds come from the point (a `seed` axis or the subcommand's default), never from
-        the worker or the order: the files are bitwise identical for any backend and --jobs.
+        Every point is validated (its spec by the spec reader, its command
+        line by the parser) before anything runs. A point runs in
+        DIR/points/NNNNN/ (spec.yaml, the subcommand's files, done.json
+        written last). Re-running skips done points; --retry-failed reruns
+        failed ones. Seeds come from the point (a seed axis, or the
+        subcommand's default), never from the worker or the order: the point
+        files are bitwise identical for any backend and --jobs.
         """,
         subcommands: [SweepRunCommand.self, SweepCollectCommand.self, SweepRunPointCommand.self, SweepRunTaskCommand.self],
         defaultSubcommand: SweepRunCommand.self)
@@ -254,11 +259,13 @@ struct SweepCollectCommand: ParsableCommand {
         commandName: "collect",
         abstract: "Gather every done point's main file into one tidy CSV, and index done, failed and missing points.",
         discussion: """
-        Writes DIR/sweep.csv (columns: point, the grid's axes, then the columns of each point's main file:
-        ode trajectory.csv, simulate and gamp summary.csv, compare agreement.csv, se se.csv, threshold
-        threshold.json (its top-level numbers), dmft dmft.csv, spectral spectral.csv; one row per row of
-        that file; a column a point lacks is left empty) and DIR/index.json (counts; done, failed with
-        exit code and the end of stderr, missing).
+        Writes DIR/sweep.csv: columns point, the grid's axes, then the columns
+        of each done point's main file (ode trajectory.csv; simulate and gamp
+        summary.csv; compare agreement.csv; se se.csv; threshold the numbers
+        of threshold.json; dmft dmft.csv; spectral spectral.csv), one row per
+        row of that file; a column a point lacks is left empty. And
+        DIR/index.json: counts; done, failed (exit code, end of stderr) and
+        missing points.
         """)
 
     @Argument(help: "The sweep's folder.")

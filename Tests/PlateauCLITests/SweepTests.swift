@@ -223,7 +223,7 @@ struct SweepTests {
         stdout.split(separator: "\n").first { $0.hasPrefix("submitted job ") }?.split(separator: " ")[2].replacingOccurrences(of: ":", with: "")
     }
 
-    @Test("a real Slurm job array: a cancelled task, resubmission of the missing point only, files bitwise equal to the local backend's",
+    @Test("a real Slurm job array: a cancelled task, resubmission of the missing point only, files bitwise equal to the local backend's; a failing point shows as failed",
           .enabled(if: slurm))
     func realSlurm() throws {
         let (folder, spec, grid) = try Self.setUp()
@@ -254,6 +254,15 @@ struct SweepTests {
         #expect(logs.contains("\"backend\" : \"slurm\""), "\(logs)")
         let c3 = try CLITests.run(["sweep", "--spec", spec, "--grid", grid, "--out", remote.path, "--backend", "slurm"])
         #expect(c3.stdout.contains("nothing to submit"), "\(c3.stdout)")
+        // A point that fails inside an array task is visible as failed (exit code, stderr) after collect.
+        let failing = try CLITests.writeSpec("axes:\n  route: [closed-form, wick]\n", in: folder, name: "failing.yaml")
+        let bad = folder.appendingPathComponent("failing")
+        let f = try CLITests.run(["sweep", "--spec", spec, "--grid", failing, "--out", bad.path, "--backend", "slurm"])
+        try Self.waitForJob(try #require(Self.jobID(f.stdout), "\(f.stdout) \(f.stderr)"))
+        let cf = try CLITests.run(["sweep", "collect", bad.path])
+        #expect(cf.stdout.contains("1 failed, 0 missing") && cf.stdout.contains("failed: 1"), "\(cf.stdout)")
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: bad.appendingPathComponent("points/00001/failed.json"))) as! [String: Any]
+        #expect(record["backend"] as? String == "slurm" && record["exit_code"] as? Int == 64, "\(record)")
     }
 }
 
