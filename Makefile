@@ -4,7 +4,7 @@
 SWIFT ?= swift
 DEMO_OUT ?= results/demo
 
-.PHONY: setup build demo test test-long bench clean
+.PHONY: setup build demo test test-long bench clean figures figures-test slurm-test
 
 setup:
 	@bash scripts/setup.sh
@@ -26,6 +26,28 @@ test: setup
 
 test-long: setup
 	PLATEAU_LONG_TESTS=1 $(SWIFT) test $(TEST_FLAGS)
+
+# Figures: a pinned Python environment (scripts/figures/requirements.txt) executes every
+# notebooks-data/*/plot.ipynb in its folder, writing its PNGs beside the CSVs.
+FIGURES_VENV ?= .venv-figures
+
+$(FIGURES_VENV)/.installed: scripts/figures/requirements.txt
+	python3 -m venv $(FIGURES_VENV)
+	$(FIGURES_VENV)/bin/pip install -q -r scripts/figures/requirements.txt
+	touch $@
+
+figures: $(FIGURES_VENV)/.installed
+	$(FIGURES_VENV)/bin/python scripts/figures/run_notebooks.py notebooks-data/*/
+
+# Each notebook on the output of `plateau reproduce NAME --quick` in a temporary folder.
+figures-test: setup $(FIGURES_VENV)/.installed
+	PLATEAU_FIGURE_TESTS=1 PLATEAU_PYTHON=$(abspath $(FIGURES_VENV))/bin/python $(SWIFT) test $(TEST_FLAGS) --filter FigureTests
+
+# The sweep's Slurm test against a real single-node Slurm started (and stopped) by scripts/slurm-local.sh.
+slurm-test: setup
+	bash scripts/slurm-local.sh start
+	SLURM_CONF=$${PLATEAU_SLURM_DIR:-/tmp/plateau-slurm}/slurm.conf PLATEAU_SLURM_TESTS=1 $(SWIFT) test $(TEST_FLAGS) --filter SweepTests; \
+	  status=$$?; bash scripts/slurm-local.sh stop; exit $$status
 
 bench: setup
 	cd Benchmarks && $(SWIFT) package --scratch-path ../.build-bench benchmark

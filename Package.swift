@@ -26,7 +26,9 @@ let package = Package(
         .target(name: "PlateauCompare", dependencies: ["PlateauCore", "CGSL"]),
         // Orchestration shared by the CLI and the agreement tests: simulate, run each seed's theory
         // from its realised start, compare.
-        .target(name: "PlateauStudies", dependencies: ["PlateauCore", "PlateauTheory", "PlateauSimulation", "PlateauCompare"]),
+        .target(name: "PlateauStudies", dependencies: [
+            "PlateauCore", "PlateauTheory", "PlateauSimulation", "PlateauCompare", .product(name: "Yams", package: "Yams"),
+        ]),
         .executableTarget(
             name: "plateau",
             dependencies: [

@@ -23,5 +23,5 @@ struct PlateauCommand: ParsableCommand {
         """,
         version: PlateauVersion.string,
         subcommands: [ODECommand.self, SimulateCommand.self, CompareCommand.self, SECommand.self, ThresholdCommand.self, GAMPCommand.self, SpectralCommand.self,
-                      DescribeCommand.self, ReproduceCommand.self, DMFTCommand.self])
+                      DescribeCommand.self, ReproduceCommand.self, DMFTCommand.self, SweepCommand.self])
 }

@@ -398,6 +398,12 @@ extension BatchSizeTradeoff {
             | `specs/*.yaml` | representative experiments (readable by `plateau simulate/ode --spec`; the map with `--map-dimension`) |
             | `plot.ipynb` | the figures |
 
+            ## Figures
+
+            Written by `plot.ipynb` beside the CSVs (`make figures` runs every study's notebook):
+
+            ![figure 1](batch-size-1.png) ![figure 2](batch-size-2.png) ![figure 3](batch-size-3.png) ![figure 4](batch-size-4.png) ![figure 5](batch-size-5.png) ![figure 6](batch-size-6.png)
+
             """
         result.add("README.md", readme)
         result.add("plot.ipynb", notebook.json)
@@ -453,7 +459,7 @@ extension BatchSizeTradeoff {
                 a.set_xlabel("batch size n_b"); a.set_ylabel("steps to |m| > 0.5"); a.legend()
                 b.set_xlabel("batch size n_b"); b.set_ylabel("samples n_b·T"); b.legend()
                 a.set_title("dotted: n_b* (least T of the square loss) at each d", fontsize=9)
-                plt.tight_layout(); plt.show()
+                plt.tight_layout(); plt.savefig("batch-size-1.png", dpi=120); plt.show()
                 """),
             .markdown("## Collapse: T·n_b/d against n_b/d (ℓ = 2), every map dimension"),
             .code("""
@@ -464,7 +470,7 @@ extension BatchSizeTradeoff {
                         ax.loglog(g.n_b_over_d_half_l, g.T_map * g.n_b_over_d_half_l, "-", color=c, alpha=0.5,
                                   label=p if d == dims[-1] else None)
                 ax.set_xlabel("n_b / d"); ax.set_ylabel("T · n_b / d  (samples / d)"); ax.legend()
-                plt.tight_layout(); plt.show()
+                plt.tight_layout(); plt.savefig("batch-size-2.png", dpi=120); plt.show()
                 """),
             .markdown("## Transition against d, and the fitted exponents"),
             .code("""
@@ -475,7 +481,7 @@ extension BatchSizeTradeoff {
                     ax.loglog(tr.d, tr[col], "o-", label=lab)
                 ax.loglog(tr.d, tr.d, "k:", label="∝ d^{ℓ/2} = d")
                 ax.set_xlabel("d"); ax.set_ylabel("batch size"); ax.legend()
-                plt.tight_layout(); plt.show()
+                plt.tight_layout(); plt.savefig("batch-size-3.png", dpi=120); plt.show()
                 fits
                 """),
             .markdown("## ℓ = 3 (exact map): the square loss stops at n_b ~ d^{3/2}, the correlation loss goes on to d²"),
@@ -497,7 +503,7 @@ extension BatchSizeTradeoff {
                 b.loglog(cubic_tr.d, cubic_tr.d**1.5, "k:", label="∝ d^{3/2}")
                 b.loglog(cubic_tr.d, cubic_tr.d**2.0, "k--", label="∝ d²")
                 b.set_xlabel("d"); b.set_ylabel("batch size"); b.legend()
-                plt.tight_layout(); plt.show()
+                plt.tight_layout(); plt.savefig("batch-size-4.png", dpi=120); plt.show()
                 cubic_tr
                 """),
             .markdown("## |m| against the step: map and simulator (mean ± SE)"),
@@ -514,7 +520,7 @@ extension BatchSizeTradeoff {
                         ax.axhline(0.5, color="gray", ls=":")
                         ax.set_xscale("symlog", linthresh=1); ax.set_xlabel("SGD step"); ax.set_ylabel("|m|")
                         ax.set_title(f"d = {d}, {p}", fontsize=9); ax.legend(fontsize=6)
-                    plt.tight_layout(); plt.show()
+                    plt.tight_layout(); plt.savefig("batch-size-5.png", dpi=120); plt.show()
                 """),
             .markdown("## Per-seed recovery times against the map"),
             .code("""
@@ -524,7 +530,7 @@ extension BatchSizeTradeoff {
                     ax.loglog(g.T_map, g.T_sim, ".", color=styles[p], alpha=0.4, label=f"{p}, d = {d}")
                 lim = [seeds.T_map[np.isfinite(seeds.T_map)].min() * 0.7, seeds.T_map[np.isfinite(seeds.T_map)].max() * 1.4]
                 ax.plot(lim, lim, "k:"); ax.set_xlabel("T, exact map"); ax.set_ylabel("T, simulator (per seed)"); ax.legend(fontsize=7)
-                plt.tight_layout(); plt.show()
+                plt.tight_layout(); plt.savefig("batch-size-6.png", dpi=120); plt.show()
                 times[times.seeds > 0]
                 """),
         ])

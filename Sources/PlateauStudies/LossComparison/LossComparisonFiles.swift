@@ -315,6 +315,12 @@ extension LossComparison {
             | `specs/*.yaml` | the specification of every experiment (readable by `plateau ode/compare --spec`) |
             | `plot.ipynb` | the figures |
 
+            ## Figures
+
+            Written by `plot.ipynb` beside the CSVs (`make figures` runs every study's notebook):
+
+            ![figure 1](loss-comparison-1.png) ![figure 2](loss-comparison-2.png) ![figure 3](loss-comparison-3.png)
+
             """
         result.add("README.md", readme)
         result.add("plot.ipynb", notebook.json)
@@ -373,7 +379,7 @@ extension LossComparison {
                         c.plot(g.m, g.wick_dm_dt, "o", color=color, ms=4, label=f"{loss}: Wick route")
                     c.axhline(0, color="gray", lw=0.5); c.set_xlabel("m"); c.set_ylabel("dm/dt"); c.set_title("exact overlap ODE")
                     a.legend(fontsize=7); c.legend(fontsize=7)
-                    plt.tight_layout(); plt.show()
+                    plt.tight_layout(); plt.savefig("loss-comparison-1.png", dpi=120); plt.show()
                 findings[findings.problem == "he3"]
                 """),
             .markdown("## Staircase z1 + z1 z2 + … (p = k), best cosine per direction and risk"),
@@ -394,7 +400,7 @@ extension LossComparison {
                         ax = axes[row][k_max]
                         draw(ax, problem, "risk"); ax.set_title(f"k = {k}: risk", fontsize=9)
                     axes[0][0].legend(fontsize=6)
-                    plt.tight_layout(); plt.show()
+                    plt.tight_layout(); plt.savefig("loss-comparison-2.png", dpi=120); plt.show()
                 """),
             .markdown("### SGD against the population gradient flow (no η² term), d = ∞"),
             .code("""
@@ -409,7 +415,7 @@ extension LossComparison {
                                     ax.plot(th.t, th.value, ls, color=color, alpha=1 - 0.2 * (r - 1), label=f"{loss} {dynamics}" if r == 1 else None)
                         ax.set_title(f"{problem}: best_cos_r, r = 1..{k}", fontsize=9); ax.set_xlabel("t"); ax.set_ylim(0, 1)
                     axes[0][0].legend(fontsize=6)
-                    plt.tight_layout(); plt.show()
+                    plt.tight_layout(); plt.savefig("loss-comparison-3.png", dpi=120); plt.show()
                 findings[findings.problem != "he3"]
                 """),
             .markdown("## Agreement (each seed's theory from its realised start)"),

@@ -216,6 +216,8 @@ public struct BatchReuseStudy: Reproduction {
 
             Written by `plateau reproduce batch-reuse\(quick ? " --quick" : "")` (Plateau \(PlateauVersion.string)) in \
             \(String(format: "%.0f", seconds)) s; `plot.ipynb` draws the overlaps and risks from `overlaps.csv` and `curves.csv`.
+
+            ![overlaps and risks](overlaps.png)
             """ + "\n")
         result.add("plot.ipynb", Notebook([
             .markdown("# Batch reuse: overlaps along both target directions\nReads `overlaps.csv` and `curves.csv` written by `plateau reproduce batch-reuse`: DMFT lines, simulation error bars."),

@@ -275,6 +275,12 @@ extension SaadSollaPlateaus {
             | `specs/*.yaml` | the specification of every experiment used (readable by `plateau ode/compare --spec`) |
             | `plot.ipynb` | the figures |
 
+            ## Figures
+
+            Written by `plot.ipynb` beside the CSVs (`make figures` runs every study's notebook):
+
+            ![figure 1](saad-solla-1.png) ![figure 2](saad-solla-2.png) ![figure 3](saad-solla-3.png)
+
             """
         result.add("README.md", readme)
         result.add("plot.ipynb", notebook.json)
@@ -318,7 +324,7 @@ extension SaadSollaPlateaus {
                     ax.set_xlabel("t = steps / d"); ax.set_title(f"K = M = {K}")
                 axes[0][0].set_ylabel("risk ½E[(g − f)²]")
                 axes[0][-1].legend(fontsize=8)
-                plt.tight_layout(); plt.show()
+                plt.tight_layout(); plt.savefig("saad-solla-1.png", dpi=120); plt.show()
                 """),
             .markdown("## Plateau height and escape time against η and K"),
             .code("""
@@ -343,7 +349,7 @@ extension SaadSollaPlateaus {
                 b.set_xlabel("η"); b.set_ylabel("escape time"); b.legend(fontsize=7)
                 c.set_xlabel("ln(1/ε)"); c.set_ylabel("escape time (η = 0.5)")
                 c.set_title("solid: fit, dotted: slope 1/λ", fontsize=9); c.legend(fontsize=7)
-                plt.tight_layout(); plt.show()
+                plt.tight_layout(); plt.savefig("saad-solla-2.png", dpi=120); plt.show()
                 fits
                 """),
             .markdown("## Finite d: simulation (mean ± SE over seeds) against theory from each seed's realised start"),
@@ -367,7 +373,7 @@ extension SaadSollaPlateaus {
                         lo, hi = np.nanmin(e[["escape_theory", "escape_simulation"]].values), np.nanmax(e[["escape_theory", "escape_simulation"]].values)
                         ax.plot([lo, hi], [lo, hi], "k:")
                         ax.set_xlabel("escape time, theory from the seed's start"); ax.set_ylabel("escape time, simulation")
-                    plt.tight_layout(); plt.show()
+                    plt.tight_layout(); plt.savefig("saad-solla-3.png", dpi=120); plt.show()
                 agreement
                 """),
         ])
