@@ -20,16 +20,18 @@ demo: build
 # theory-vs-simulation tests run thousands of SGD steps per seed. PLATEAU_LONG_TESTS=1 adds the
 # longer statistical checks.
 TEST_FLAGS = -c release -Xswiftc -enable-testing
+FIGURES_VENV ?= .venv-figures
 
 test: setup
 	$(SWIFT) test $(TEST_FLAGS)
 
-test-long: setup
-	PLATEAU_LONG_TESTS=1 $(SWIFT) test $(TEST_FLAGS)
+# The long run includes the notebooks' test (FigureTests, about 2 minutes), so it builds the figures
+# environment first.
+test-long: setup $(FIGURES_VENV)/.installed
+	PLATEAU_LONG_TESTS=1 PLATEAU_FIGURE_TESTS=1 PLATEAU_PYTHON=$(abspath $(FIGURES_VENV))/bin/python $(SWIFT) test $(TEST_FLAGS)
 
 # Figures: a pinned Python environment (scripts/figures/requirements.txt) executes every
 # notebooks-data/*/plot.ipynb in its folder, writing its PNGs beside the CSVs.
-FIGURES_VENV ?= .venv-figures
 
 $(FIGURES_VENV)/.installed: scripts/figures/requirements.txt
 	python3 -m venv $(FIGURES_VENV)
