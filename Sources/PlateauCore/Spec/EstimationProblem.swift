@@ -37,27 +37,40 @@ public struct EstimationProblem: Sendable, Hashable {
     public static let signProduct = EstimationProblem(
         teacher: TeacherSpec(link: try! Formula(parsing: "sign(z1*z2)", variables: .target(k: 2))), alpha: 3)
 
-    /// Checks every field; throws the first `SpecError` (naming the field and the value).
+    /// Checks every field; throws one `SpecError` carrying every problem (each naming the field and the value).
     public func validate() throws {
+        let problems = SpecProblems()
+        check(into: problems)
+        try problems.throwIfAny()
+    }
+
+    /// Records every problem of this problem in `problems`.
+    func check(into problems: SpecProblems) {
         let k = teacher.k
-        guard (1...Self.maximumK).contains(k) else {
-            throw SpecError(field: "teacher.k", value: "\(k)", reason: "must be an integer in 1...\(Self.maximumK) for the amp protocol")
+        problems.check {
+            guard (1...Self.maximumK).contains(k) else {
+                throw SpecError(field: "teacher.k", value: "\(k)", reason: "must be an integer in 1...\(Self.maximumK) for the amp protocol")
+            }
         }
-        guard teacher.covariance == .identity(k) else {
-            throw SpecError(field: "teacher.P", value: teacher.covariance.description,
-                            reason: "must be the identity for the amp protocol (W* has i.i.d. N(0, 1) entries)")
+        problems.check {
+            guard teacher.covariance == .identity(k) else {
+                throw SpecError(field: "teacher.P", value: teacher.covariance.description,
+                                reason: "must be the identity for the amp protocol (W* has i.i.d. N(0, 1) entries)")
+            }
         }
         for (i, w) in teacher.weights.enumerated() where !w.isFinite {
-            throw SpecError(field: "teacher.weights[\(i)]", value: Experiment.format(w), reason: "must be a finite number")
+            problems.record(SpecError(field: "teacher.weights[\(i)]", value: Experiment.format(w), reason: "must be a finite number"))
         }
-        guard teacher.noiseVariance.isFinite else {
-            throw SpecError(field: "teacher.noise", value: Experiment.format(teacher.noiseVariance), reason: "must be a finite number")
+        problems.check {
+            guard teacher.noiseVariance.isFinite else {
+                throw SpecError(field: "teacher.noise", value: Experiment.format(teacher.noiseVariance), reason: "must be a finite number")
+            }
+            guard teacher.noiseVariance >= 0 else {
+                throw SpecError(field: "teacher.noise", value: Experiment.format(teacher.noiseVariance), reason: "is a variance Δ and must be ≥ 0")
+            }
         }
-        guard teacher.noiseVariance >= 0 else {
-            throw SpecError(field: "teacher.noise", value: Experiment.format(teacher.noiseVariance), reason: "is a variance Δ and must be ≥ 0")
-        }
-        if let alpha { try Self.validateAlpha(alpha, field: "training.alpha") }
-        try settings.validate()
+        if let alpha { problems.check { try Self.validateAlpha(alpha, field: "training.alpha") } }
+        settings.check(into: problems)
     }
 
     /// α must be a finite number > 0.
@@ -96,24 +109,32 @@ public struct StateEvolutionSettings: Sendable, Hashable {
         self.outputResolution = outputResolution
     }
 
+    /// Checks every field; throws one `SpecError` carrying every problem.
     public func validate() throws {
-        guard damping.isFinite, damping >= 0, damping < 1 else {
-            throw SpecError(field: "amp.damping", value: Experiment.format(damping), reason: "must lie in [0, 1)")
+        let problems = SpecProblems()
+        check(into: problems)
+        try problems.throwIfAny()
+    }
+
+    /// Records every problem of these settings in `problems`.
+    func check(into problems: SpecProblems) {
+        if !(damping.isFinite && damping >= 0 && damping < 1) {
+            problems.record(SpecError(field: "amp.damping", value: Experiment.format(damping), reason: "must lie in [0, 1)"))
         }
-        guard tolerance.isFinite, tolerance > 0 else {
-            throw SpecError(field: "amp.tolerance", value: Experiment.format(tolerance), reason: "must be a finite number > 0")
+        if !(tolerance.isFinite && tolerance > 0) {
+            problems.record(SpecError(field: "amp.tolerance", value: Experiment.format(tolerance), reason: "must be a finite number > 0"))
         }
-        guard maxIterations >= 1, maxIterations <= 1_000_000 else {
-            throw SpecError(field: "amp.iterations", value: "\(maxIterations)", reason: "must be an integer in 1...1000000")
+        if !(maxIterations >= 1 && maxIterations <= 1_000_000) {
+            problems.record(SpecError(field: "amp.iterations", value: "\(maxIterations)", reason: "must be an integer in 1...1000000"))
         }
-        guard epsilon.isFinite, epsilon > 0, epsilon < 1 else {
-            throw SpecError(field: "amp.epsilon", value: Experiment.format(epsilon), reason: "must lie in (0, 1)")
+        if !(epsilon.isFinite && epsilon > 0 && epsilon < 1) {
+            problems.record(SpecError(field: "amp.epsilon", value: Experiment.format(epsilon), reason: "must lie in (0, 1)"))
         }
-        guard omegaNodes == 0 || (2...64).contains(omegaNodes) else {
-            throw SpecError(field: "amp.omegaNodes", value: "\(omegaNodes)", reason: "must be 0 (automatic) or an integer in 2...64")
+        if !(omegaNodes == 0 || (2...64).contains(omegaNodes)) {
+            problems.record(SpecError(field: "amp.omegaNodes", value: "\(omegaNodes)", reason: "must be 0 (automatic) or an integer in 2...64"))
         }
-        guard outputResolution.isFinite, outputResolution > 0, outputResolution <= 1 else {
-            throw SpecError(field: "amp.outputResolution", value: Experiment.format(outputResolution), reason: "must lie in (0, 1]")
+        if !(outputResolution.isFinite && outputResolution > 0 && outputResolution <= 1) {
+            problems.record(SpecError(field: "amp.outputResolution", value: Experiment.format(outputResolution), reason: "must lie in (0, 1]"))
         }
     }
 }
@@ -121,9 +142,16 @@ public struct StateEvolutionSettings: Sendable, Hashable {
 extension EstimationProblem {
     /// Parses a YAML or JSON specification of the amp protocol and validates it.
     public init(specText: String) throws {
-        let map = try SpecReader.topLevel(specText)
-        self = try SpecReader(map, path: "").estimationProblem()
-        try validate()
+        let problems = SpecProblems()
+        let problem = try SpecReader(try SpecReader.topLevel(specText), path: "", problems: problems).estimationProblem()
+        problem.check(into: problems)
+        try problems.throwIfAny()
+        self = problem
+    }
+
+    /// Parses the bytes of a specification (UTF-8 YAML or JSON) of the amp protocol.
+    public init(specData: Data) throws {
+        try self.init(specText: try SpecReader.text(of: specData))
     }
 
     /// Reads a specification file (YAML or JSON) of the amp protocol.
@@ -181,11 +209,22 @@ extension EstimationProblem {
 }
 
 extension SpecReader {
-    /// The top-level mapping of a spec text.
+    /// The largest spec text read (a spec is a few hundred bytes; the bound keeps every later step cheap).
+    static let maximumTextLength = 1 << 20
+    /// The deepest nesting of mappings and lists accepted (a spec needs 4).
+    static let maximumNesting = 32
+
+    /// The top-level mapping of a spec text. Before the text reaches the YAML reader it is refused,
+    /// naming "(file)", when it is longer than `maximumTextLength`, nests deeper than
+    /// `maximumNesting` (the tree is built recursively), or uses an alias (`*name`: a few aliases
+    /// expand to an exponentially large tree, and a spec never needs one).
     static func topLevel(_ specText: String) throws -> [String: Any] {
+        try checkStructure(specText)
         let tree: Any?
         do {
-            tree = try Yams.load(yaml: specText)
+            tree = try Yams.compose(yaml: specText).map { try plainTree($0, path: "") }
+        } catch let error as SpecError {
+            throw error
         } catch {
             throw SpecError(field: "(file)", value: "unparseable text", reason: "not valid YAML or JSON: \(error)")
         }
@@ -195,12 +234,123 @@ extension SpecReader {
         return map
     }
 
+    /// A YAML node as plain values (`[String: Any]`, `[Any]`, scalars as Yams resolves them). Mapping
+    /// keys must be scalars (Yams's own `load` traps on a list or mapping used as a key).
+    static func plainTree(_ node: Node, path: String) throws -> Any {
+        switch node {
+        case .scalar: return node.any
+        case let .sequence(items):
+            return try items.enumerated().map { try plainTree($1, path: "\(path)[\($0)]") }
+        case let .mapping(pairs):
+            var map: [String: Any] = [:]
+            for (key, value) in pairs {
+                guard case let .scalar(k) = key else {
+                    throw SpecError(field: path.isEmpty ? "(file)" : path, value: "a key that is a list or mapping",
+                                    reason: "mapping keys must be plain names")
+                }
+                map[k.string] = try plainTree(value, path: path.isEmpty ? k.string : "\(path).\(k.string)")
+            }
+            return map
+        case .alias:
+            throw SpecError(field: path.isEmpty ? "(file)" : path, value: "an alias", reason: "YAML aliases (*name) are not accepted in a spec")
+        }
+    }
+
+    /// The size, nesting and alias checks of `topLevel`, on the raw text: flow brackets outside
+    /// quotes and comments, block indentation levels and `- ` sequence entries are counted together.
+    static func checkStructure(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        guard bytes.count <= maximumTextLength else {
+            throw SpecError(field: "(file)", value: "\(bytes.count) bytes", reason: "a spec may have at most \(maximumTextLength) bytes")
+        }
+        var flow = 0, indents: [Int] = [], line = 1
+        var i = 0
+        func refuse(_ what: String) -> SpecError {
+            SpecError(field: "(file)", value: "line \(line)", reason: what)
+        }
+        while i < bytes.count {
+            // Start of a line: its indentation and leading "- " entries.
+            var indent = 0
+            while i < bytes.count, bytes[i] == UInt8(ascii: " ") { indent += 1; i += 1 }
+            var dashes = 0
+            while i + 1 < bytes.count, bytes[i] == UInt8(ascii: "-"), bytes[i + 1] == UInt8(ascii: " ") || bytes[i + 1] == UInt8(ascii: "\t") {
+                dashes += 1; i += 2
+                while i < bytes.count, bytes[i] == UInt8(ascii: " ") { i += 1 }
+            }
+            let blank = i >= bytes.count || bytes[i] == UInt8(ascii: "\n") || bytes[i] == UInt8(ascii: "#")
+                || bytes[i] == UInt8(ascii: "\r")
+            if !blank && flow == 0 {
+                while let last = indents.last, last > indent { indents.removeLast() }
+                if indents.last != indent { indents.append(indent) }
+            }
+            if indents.count + dashes + flow > maximumNesting {
+                throw refuse("nested deeper than \(maximumNesting) levels")
+            }
+            // The rest of the line.
+            var tokenStart = true, previous: UInt8 = 0
+            while i < bytes.count, bytes[i] != UInt8(ascii: "\n") {
+                let c = bytes[i]
+                switch c {
+                case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                    // A quoted scalar (may span lines): skip to its closing quote.
+                    i += 1
+                    while i < bytes.count, bytes[i] != c {
+                        if c == UInt8(ascii: "\""), bytes[i] == UInt8(ascii: "\\") { i += 1 }
+                        if i < bytes.count, bytes[i] == UInt8(ascii: "\n") { line += 1 }
+                        i += 1
+                    }
+                case UInt8(ascii: "#") where tokenStart:
+                    while i + 1 < bytes.count, bytes[i + 1] != UInt8(ascii: "\n") { i += 1 }
+                case UInt8(ascii: "["), UInt8(ascii: "{"):
+                    flow += 1
+                    if indents.count + dashes + flow > maximumNesting { throw refuse("nested deeper than \(maximumNesting) levels") }
+                case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                    flow = max(0, flow - 1)
+                case UInt8(ascii: "*") where (previous == 0 || ":[{,".utf8.contains(previous))
+                    && i + 1 < bytes.count && bytes[i + 1] != UInt8(ascii: " "):
+                    throw refuse("YAML aliases (*name) are not accepted in a spec")
+                default: break
+                }
+                if c != UInt8(ascii: " "), c != UInt8(ascii: "\t") { previous = c }
+                tokenStart = c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == UInt8(ascii: "[") || c == UInt8(ascii: "{")
+                    || c == UInt8(ascii: ",") || c == UInt8(ascii: ":")
+                i += 1
+            }
+            line += 1
+            i += 1
+        }
+    }
+
+    /// The text of spec bytes, which must be UTF-8.
+    static func text(of data: Data) throws -> String {
+        guard let text = String(validating: data, as: UTF8.self) else {
+            let offset = Self.firstInvalidUTF8(data)
+            throw SpecError(field: "(file)", value: "byte \(offset)", reason: "is not UTF-8 text")
+        }
+        return text
+    }
+
+    static func firstInvalidUTF8(_ data: Data) -> Int {
+        var decoder = UTF8()
+        var iterator = data.makeIterator()
+        var offset = 0
+        while true {
+            switch decoder.decode(&iterator) {
+            case let .scalarValue(s): offset += UTF8.width(s)
+            case .emptyInput: return offset
+            case .error: return offset
+            }
+        }
+    }
+
     static func read(_ url: URL) throws -> String {
+        let data: Data
         do {
-            return try String(contentsOf: url, encoding: .utf8)
+            data = try Data(contentsOf: url)
         } catch {
             throw SpecError(field: "--spec", value: url.path, reason: "cannot read the file: \(error.localizedDescription)")
         }
+        return try text(of: data)
     }
 
     func estimationProblem() throws -> EstimationProblem {
@@ -210,25 +360,26 @@ extension SpecReader {
                             reason: "must be amp for the state evolution, thresholds and GAMP")
         }
         if let student = map["student"] {
-            throw SpecError(field: "student", value: Experiment.show(student),
-                            reason: "the amp protocol has no student (the estimator is Bayes-optimal GAMP): remove the section")
+            problems.record(SpecError(field: "student", value: Experiment.show(student),
+                                      reason: "the amp protocol has no student (the estimator is Bayes-optimal GAMP): remove the section"))
         }
-        try rejectUnknown(["teacher", "training", "amp"])
-        let teacher = try self.teacher()
-        let r = try sub("training")!
-        try r.rejectUnknown(["protocol", "alpha"])
-        let alpha: Double? = r.map["alpha"] == nil ? nil : try r.double("alpha")
+        rejectUnknown(["teacher", "training", "amp", "student"])
+        let teacher = self.teacher()
+        let r = section("training")
+        r.rejectUnknown(["protocol", "alpha"])
+        let alpha: Double? = r.map["alpha"] == nil ? nil : r.read(1) { try r.double("alpha") }
         var settings = StateEvolutionSettings()
-        if let a = try sub("amp", required: false) {
-            try a.rejectUnknown(["damping", "tolerance", "iterations", "epsilon", "informed", "omegaNodes", "outputResolution"])
+        if let a = sub("amp", required: false) {
+            a.rejectUnknown(["damping", "tolerance", "iterations", "epsilon", "informed", "omegaNodes", "outputResolution"])
+            let d = settings
             settings = StateEvolutionSettings(
-                damping: try a.double("damping", default: settings.damping),
-                tolerance: try a.double("tolerance", default: settings.tolerance),
-                maxIterations: try a.int("iterations", default: settings.maxIterations),
-                epsilon: try a.double("epsilon", default: settings.epsilon),
-                informed: try a.bool("informed", default: settings.informed),
-                omegaNodes: try a.int("omegaNodes", default: settings.omegaNodes),
-                outputResolution: try a.double("outputResolution", default: settings.outputResolution))
+                damping: a.read(d.damping) { try a.double("damping", default: d.damping) },
+                tolerance: a.read(d.tolerance) { try a.double("tolerance", default: d.tolerance) },
+                maxIterations: a.read(d.maxIterations) { try a.int("iterations", default: d.maxIterations) },
+                epsilon: a.read(d.epsilon) { try a.double("epsilon", default: d.epsilon) },
+                informed: a.read(d.informed) { try a.bool("informed", default: d.informed) },
+                omegaNodes: a.read(d.omegaNodes) { try a.int("omegaNodes", default: d.omegaNodes) },
+                outputResolution: a.read(d.outputResolution) { try a.double("outputResolution", default: d.outputResolution) })
         }
         return EstimationProblem(teacher: teacher, alpha: alpha, settings: settings)
     }
