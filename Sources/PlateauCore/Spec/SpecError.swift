@@ -86,9 +86,16 @@ public final class SpecProblems: @unchecked Sendable {
     /// Runs a check; an error it throws is recorded.
     public func check(_ body: () throws -> Void) { attempt((), body) }
 
-    /// Throws every recorded problem as one `SpecError`.
+    /// Throws every recorded problem as one `SpecError`, ordered by section as a spec is written
+    /// (the file itself, teacher, student, training, init, output, amp; within a section, as found).
     public func throwIfAny() throws {
-        if let error = SpecError.combined(problems) { throw error }
+        let order = ["(file)", "(input)", "teacher", "student", "training", "init", "output", "amp"]
+        func rank(_ e: SpecError) -> Int {
+            let section = e.field.prefix { $0 != "." && $0 != "[" }
+            return order.firstIndex(of: String(section)) ?? order.count
+        }
+        let sorted = problems.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
+        if let error = SpecError.combined(sorted) { throw error }
     }
 
     /// Whether a problem on `outer` covers `inner` (`teacher.P` covers `teacher.P[0][1]`; `init` covers `init.M`).

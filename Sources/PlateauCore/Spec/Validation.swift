@@ -82,19 +82,23 @@ extension Experiment {
                 throw SpecError(field: "training.weightDecay", value: Experiment.format(training.weightDecay), reason: "must be ≥ 0")
             }
         }
-        problems.check {
+        // The multipass horizon is training.steps (checked there).
+        if training.trainingProtocol != .multipass { problems.check {
             try finite(training.time, "training.time")
             guard training.time > 0 else {
                 throw SpecError(field: "training.time", value: Experiment.format(training.time), reason: "must be > 0")
             }
-        }
+        } }
         problems.check {
             guard student.secondLayer.count == p else {
                 throw SpecError(field: "student.secondLayer", value: "\(student.secondLayer)", reason: "must have p = \(p) entries")
             }
             finiteVector(student.secondLayer, "student.secondLayer")
         }
-        problems.check {
+        // η_a defaults to η: a bad η is reported once, under training.learningRate.
+        let inheritsBadRate = !training.learningRate.isFinite
+            && student.secondLayerLearningRate.bitPattern == training.learningRate.bitPattern
+        if !inheritsBadRate { problems.check {
             try finite(student.secondLayerLearningRate, "student.secondLayerLearningRate")
             if student.trainSecondLayer {
                 guard student.secondLayerLearningRate > 0 else {
@@ -102,7 +106,7 @@ extension Experiment {
                                     reason: "must be > 0 when trainSecondLayer is true")
                 }
             }
-        }
+        } }
         switch initialization {
         case let .overlaps(M, Q):
             let mOK = problems.attempt(false) {
