@@ -71,6 +71,7 @@ struct CompareCommand: ParsableCommand {
     }
 
     func run() throws {
+        WorkerThreads.limit = control.threads
         if let spec = common.spec, let text = try? String(contentsOfFile: spec, encoding: .utf8),
            (try? EstimationProblem.declaredProtocol(specText: text)) == .amp {
             return try runAMP(spec: spec)

@@ -83,6 +83,21 @@ struct ResumeTests {
         #expect(r.stderr.contains("--resume") && r.stderr.contains("arguments differs") && r.stderr.contains("500"), "\(r.stderr)")
     }
 
+    @Test("multipass simulate: --threads 1 and --threads 2 write the same bytes")
+    func multipassThreads() throws {
+        let root = CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let spec = try CLITests.writeSpec(MultipassCLITests.ridge, in: root)
+        let one = root.appendingPathComponent("one"), two = root.appendingPathComponent("two")
+        let args = ["simulate", "--spec", spec, "--dimension", "200", "--seeds", "5", "--quiet"]
+        let a = try CLITests.run(args + ["--threads", "1", "--out", one.path])
+        let b = try CLITests.run(args + ["--threads", "2", "--out", two.path])
+        #expect(a.status == 0 && b.status == 0, "\(a.stderr) \(b.stderr)")
+        let (x, y) = (Self.files(one), Self.files(two))
+        #expect(x.count == 3 && x.keys.sorted() == y.keys.sorted())
+        for (name, bytes) in x { #expect(y[name] == bytes, "\(name) differs between --threads 1 and 2") }
+    }
+
     @Test("reproduce saad-solla --quick: --threads 1 and the default write the same bytes")
     func reproductionThreads() throws {
         let root = CLITests.temporaryFolder()

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 // Reading and writing an `Experiment` as YAML or JSON.
 //
