@@ -15,8 +15,10 @@ struct RunOptions: ParsableArguments {
         guard threads >= 0 else { throw ValidationError("--threads must be an integer ≥ 0 (got \(threads))") }
     }
 
-    /// Options that do not change any result, left out of a run's identity.
-    static let neutralOptions: [String: Bool] = ["--resume": false, "--quiet": false, "--threads": true, "--format": true]
+    /// Options left out of a run's identity (name → takes a value): those that change no result, the
+    /// output folder itself, and the spec's path (its resolved contents are part of the identity).
+    static let neutralOptions: [String: Bool] = ["--resume": false, "--quiet": false, "--threads": true, "--format": true,
+                                                 "--out": true, "--spec": true]
 
     /// Runs `body` with the thread limit set and per-seed checkpoints kept in `<out>/checkpoints`
     /// (with a manifest naming the run: the command, the resolved spec and the options). Without
