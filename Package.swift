@@ -35,7 +35,11 @@ let package = Package(
                 "PlateauCore", "PlateauTheory", "PlateauSimulation", "PlateauCompare", "PlateauStudies",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .testTarget(name: "PlateauCoreTests", dependencies: ["PlateauCore"]),
+        // The front-door fuzzer: generated specs and expressions with their checks (a library for the
+        // default suite's short run) and the tool for the long run (`swift run -c release plateau-fuzz`).
+        .target(name: "PlateauFuzzing", dependencies: ["PlateauCore", .product(name: "Yams", package: "Yams")]),
+        .executableTarget(name: "plateau-fuzz", dependencies: ["PlateauCore", "PlateauFuzzing"]),
+        .testTarget(name: "PlateauCoreTests", dependencies: ["PlateauCore", "PlateauFuzzing"]),
         .testTarget(name: "PlateauTheoryTests", dependencies: ["PlateauTheory", "PlateauCore", "CGSL"]),
         .testTarget(
             name: "PlateauSimulationTests",

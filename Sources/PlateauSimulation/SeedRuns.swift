@@ -6,21 +6,36 @@ import PlateauCore
 /// after another. Seed i is `SeedSequence.seed(master: masterSeed, index: i)`; results are in index
 /// order and do not depend on the number of threads. `progress` receives the mean fraction done.
 enum SeedRuns {
-    static func run<Result: Sendable>(
-        count: Int, masterSeed: UInt64, parallel: Bool, progress: (@Sendable (Double) -> Void)?,
-        _ body: @escaping @Sendable (UInt64, (@Sendable (Double) -> Void)?) throws -> Result
-    ) throws -> [Result] {
+    ///
+    /// `identity` names the run (simulator, spec, dimension, times, …): with
+    /// `SeedCheckpoints.current` set, each finished seed is checkpointed under identity + seed and a
+    /// checkpointed seed is read back instead of simulated.
+    static func run(
+        count: Int, masterSeed: UInt64, parallel: Bool, identity: String, progress: (@Sendable (Double) -> Void)?,
+        _ body: @escaping @Sendable (UInt64, (@Sendable (Double) -> Void)?) throws -> SeedResult
+    ) throws -> [SeedResult] {
         guard count >= 0 else { throw SpecError(field: "simulation.seeds", value: "\(count)", reason: "must be an integer ≥ 0") }
-        let slots = JobResults<Swift.Result<Result, any Error>>(count: count)
+        let slots = JobResults<Swift.Result<SeedResult, any Error>>(count: count)
         let tracker = progress.map { ProgressTracker(count: count, report: $0) }
+        let checkpoints = SeedCheckpoints.current
         let job: @Sendable (Int) -> Void = { i in
             let seed = SeedSequence.seed(master: masterSeed, index: i)
             var report: (@Sendable (Double) -> Void)? = nil
             if let tracker { report = { fraction in tracker.update(i, fraction) } }
-            slots.set(i, Swift.Result { try body(seed, report) })
+            let key = identity + "\nseed \(seed)"
+            if let stored = checkpoints?.load(identity: key) {
+                report?(1)
+                slots.set(i, .success(stored))
+                return
+            }
+            slots.set(i, Swift.Result {
+                let result = try body(seed, report)
+                try checkpoints?.save(result, identity: key)
+                return result
+            })
         }
         if parallel {
-            DispatchQueue.concurrentPerform(iterations: count, execute: job)
+            WorkerThreads.forEach(count, job)
         } else {
             for i in 0..<count { job(i) }
         }

@@ -34,7 +34,7 @@ public struct ComparisonRun: Sendable {
         let model: any OnlineTheoryModel = theoryModel ?? scorer
         let simulation = results.map { $0.trajectory(risk: scorer.risk) }
         let slots = JobResults<Trajectory>(count: results.count)
-        DispatchQueue.concurrentPerform(iterations: results.count) { i in
+        WorkerThreads.forEach(results.count) { i in
             let r = results[i]
             slots.set(i, r.overlaps.isEmpty ? Trajectory(observables: simulation[i].observables)
                       : model.curve(from: r.overlaps[0], times: r.times, options: odeOptions))

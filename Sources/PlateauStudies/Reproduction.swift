@@ -118,7 +118,7 @@ public enum Reproductions {
                                                    _ body: @escaping @Sendable (J) -> R) -> [R] {
         let slots = JobResults<R>(count: jobs.count)
         progress(stage, 0)
-        DispatchQueue.concurrentPerform(iterations: jobs.count) { i in
+        WorkerThreads.forEach(jobs.count) { i in
             progress(stage, Double(slots.set(i, body(jobs[i]))) / Double(jobs.count))
         }
         return slots.values

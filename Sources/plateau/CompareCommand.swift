@@ -48,6 +48,8 @@ struct CompareCommand: ParsableCommand {
 
     @OptionGroup(title: "multipass protocol (DMFT)") var dmft: DMFTArguments
 
+    @OptionGroup var control: RunOptions
+
     func parsedDimensions() throws -> [Int] {
         guard let dimensions else { return [simulation.dimension] }
         var out: [Int] = []
@@ -69,14 +71,21 @@ struct CompareCommand: ParsableCommand {
     }
 
     func run() throws {
+        WorkerThreads.limit = control.threads
         if let spec = common.spec, let text = try? String(contentsOfFile: spec, encoding: .utf8),
            (try? EstimationProblem.declaredProtocol(specText: text)) == .amp {
             return try runAMP(spec: spec)
         }
         let experiment = try common.experiment()
-        if experiment.multipass != nil { return try runMultipass(experiment) }
-        let dims = try parsedDimensions()
         let writer = try common.writer(default: "compare")
+        try control.run(out: writer.folder.path, command: "compare", spec: experiment.specJSON) {
+            if experiment.multipass != nil { return try runMultipass(experiment) }
+            try runOnline(experiment, writer: writer)
+        }
+    }
+
+    func runOnline(_ experiment: Experiment, writer: ResultWriter) throws {
+        let dims = try parsedDimensions()
         let theory = try integrator.theory(experiment)
         let criterion = AgreementCriterion(familywiseAlpha: alpha, finiteSizeAllowance: allowance,
                                            integratorTolerance: integrator.atol + integrator.rtol)

@@ -42,6 +42,8 @@ struct ReproduceCommand: ParsableCommand {
     @Flag(name: .long, help: "No progress on stderr.")
     var quiet = false
 
+    @OptionGroup var control: RunOptions
+
     func settings() throws -> ReproductionSettings {
         var dims: [Int]?
         if let dimensions {
@@ -78,22 +80,26 @@ struct ReproduceCommand: ParsableCommand {
             return
         }
         let reproduction = try reproduction()
-        let progress = StageProgress(enabled: !quiet)
-        let result: ReproductionResult
-        do {
-            result = try reproduction.run(try settings()) { progress.update($0, $1) }
-        } catch let error as SpecError {
-            throw ValidationError("\(error)")
-        }
-        progress.done()
+        let settings = try settings()
         let writer = try ResultWriter(path: out ?? "notebooks-data/\(reproduction.name)")
-        for file in result.files {
-            let folder = (file.path as NSString).deletingLastPathComponent
-            let target = folder.isEmpty ? writer : try ResultWriter(path: writer.path(folder))
-            try target.write((file.path as NSString).lastPathComponent, file.contents)
+        let identity = "\(reproduction.name) quick=\(settings.quick) seeds=\(settings.seeds.map(String.init) ?? "default") dimensions=\(settings.dimensions.map { "\($0)" } ?? "default") seed=\(settings.masterSeed)"
+        try control.run(out: writer.folder.path, command: "reproduce", spec: identity) {
+            let progress = StageProgress(enabled: !quiet)
+            let result: ReproductionResult
+            do {
+                result = try reproduction.run(settings) { progress.update($0, $1) }
+            } catch let error as SpecError {
+                throw ValidationError("\(error)")
+            }
+            progress.done()
+            for file in result.files {
+                let folder = (file.path as NSString).deletingLastPathComponent
+                let target = folder.isEmpty ? writer : try ResultWriter(path: writer.path(folder))
+                try target.write((file.path as NSString).lastPathComponent, file.contents)
+            }
+            print(result.summary, terminator: "")
+            print("wrote \(result.files.count) files to \(writer.folder.path)")
         }
-        print(result.summary, terminator: "")
-        print("wrote \(result.files.count) files to \(writer.folder.path)")
     }
 }
 

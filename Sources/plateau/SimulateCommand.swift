@@ -20,10 +20,15 @@ struct SimulateCommand: ParsableCommand {
 
     @OptionGroup var common: SpecOptions
     @OptionGroup var simulation: SimulationArguments
+    @OptionGroup var control: RunOptions
 
     func run() throws {
         let experiment = try common.experiment()
         let writer = try common.writer(default: "simulate")
+        try control.run(out: writer.folder.path, command: "simulate", spec: experiment.specJSON) { try simulate(experiment, writer: writer) }
+    }
+
+    func simulate(_ experiment: Experiment, writer: ResultWriter) throws {
         let theory = OnlineSGDTheory(experiment)
         let start = Date()
         let results = try SimulationRun.run(experiment, dimension: simulation.dimension, seeds: simulation.seeds,
@@ -42,7 +47,6 @@ struct SimulateCommand: ParsableCommand {
             "dimension": simulation.dimension,
             "risk_definition": "½E[(g − f)²] + Δ/2 from the measured overlaps (population risk including label noise)",
             "time_axis": experiment.multipass == nil ? "t = SGD steps / d" : "t = GD step (multi-pass, n = αd reused samples)",
-            "seconds": seconds,
             "statuses": results.map { $0.status.rawValue },
             "mean": JSON.trajectory(summary.mean),
             "standard_error": JSON.trajectory(summary.standardError),

@@ -36,8 +36,15 @@ public enum Activation: Sendable, Hashable {
         case "tanh": return .tanh
         default: break
         }
-        if let n = ExpressionParser.hermiteDegree(trimmed) { return .hermite(n) }
+        if let n = ExpressionParser.hermiteDegree(trimmed) {
+            guard n <= 99 else {
+                throw ExpressionError(text: trimmed, column: 1, token: trimmed, message: "Hermite degree \(trimmed.dropFirst(2)) is out of range 0…99")
+            }
+            return .hermite(n)
+        }
         let formula = try Formula(parsing: trimmed, variables: .activation)
+        // "(x)" is the linear activation, as "x" is (so that its printed name reads back to itself).
+        if case .variable = formula.root { return .linear }
         return .expression(ActivationExpression(formula))
     }
 

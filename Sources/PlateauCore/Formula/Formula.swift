@@ -205,8 +205,21 @@ public struct Formula: Sendable, Hashable, CustomStringConvertible {
     /// Whether the expression is a polynomial in its variables: built from constants, variables, `+`,
     /// `−`, `*`, Hermite polynomials, division by variable-free subexpressions and powers with a
     /// variable-free exponent equal to a non-negative integer (any variable-free subexpression, such
-    /// as `sqrt(2)` or `erf(1)`, counts as a constant provided its value is finite).
-    public var isPolynomial: Bool { root.isPolynomial }
+    /// as `sqrt(2)` or `erf(1)`, counts as a constant provided its value is finite), whose expansion
+    /// stays small: total degree at most `maximumPolynomialDegree` and at most
+    /// `maximumPolynomialTerms` monomials (bounds computed without expanding). A larger polynomial
+    /// (`x^100000`, `(z1 + z2)^300`) is treated as a general expression (quadrature route), so that
+    /// reading it costs no more than reading any other expression.
+    public var isPolynomial: Bool {
+        guard root.isPolynomial else { return false }
+        let bound = root.expansionBound(variableCount: variables.count)
+        return bound.degree <= Self.maximumPolynomialDegree && bound.terms <= Self.maximumPolynomialTerms
+    }
+
+    /// The largest total degree expanded as a polynomial (He₉₉ and its square fit).
+    public static let maximumPolynomialDegree = 256
+    /// The most monomials expanded as a polynomial.
+    public static let maximumPolynomialTerms = 100_000
 
     /// Whether the expression is analytic on the whole real line (no kink, jump or singularity):
     /// built from polynomials, erf, erfc, tanh, exp, sin, cos and sigmoid, with division only by

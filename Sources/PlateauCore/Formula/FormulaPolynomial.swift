@@ -107,6 +107,45 @@ extension Formula.Node {
         }
     }
 
+    /// Upper bounds on the total degree and the number of monomials of the expansion of a polynomial
+    /// node, computed without expanding; both saturate at 2³⁰ (anything that large is refused anyway).
+    func expansionBound(variableCount n: Int) -> (degree: Int, terms: Int) {
+        let cap = 1 << 30
+        func add(_ a: Int, _ b: Int) -> Int { min(cap, a + b) }
+        func mul(_ a: Int, _ b: Int) -> Int { a == 0 || b == 0 ? 0 : (a > cap / b ? cap : min(cap, a * b)) }
+        func pow(_ a: Int, _ e: Int) -> Int {
+            var r = 1
+            for _ in 0..<min(e, 64) { r = mul(r, a); if r == cap || a <= 1 { break } }
+            return a <= 1 ? (e == 0 ? 1 : a) : r
+        }
+        /// C(d + n, n): the monomials of total degree ≤ d in n variables.
+        func monomials(_ d: Int) -> Int {
+            var c = 1
+            for i in 1...max(n, 1) { c = mul(c, d + i) / i; if c >= cap { return cap } }
+            return c
+        }
+        func bounded(_ d: Int, _ t: Int) -> (degree: Int, terms: Int) { (d, min(t, monomials(d))) }
+        if !hasVariables { return (0, 1) }
+        switch self {
+        case .constant: return (0, 1)
+        case .variable: return (1, 1)
+        case let .negate(u), let .divide(u, _): return u.expansionBound(variableCount: n)
+        case let .add(a, b), let .subtract(a, b):
+            let (x, y) = (a.expansionBound(variableCount: n), b.expansionBound(variableCount: n))
+            return bounded(max(x.degree, y.degree), add(x.terms, y.terms))
+        case let .multiply(a, b):
+            let (x, y) = (a.expansionBound(variableCount: n), b.expansionBound(variableCount: n))
+            return bounded(add(x.degree, y.degree), mul(x.terms, y.terms))
+        case let .power(a, b):
+            let x = a.expansionBound(variableCount: n), e = b.naturalExponent ?? 0
+            return bounded(mul(x.degree, e), pow(x.terms, e))
+        case let .hermite(k, u):
+            let x = u.expansionBound(variableCount: n)
+            return bounded(mul(x.degree, k), pow(add(x.terms, 1), k))
+        case .call, .minimum, .maximum: return (cap, cap)
+        }
+    }
+
     /// The expansion; requires `isPolynomial`.
     func polynomial(variableCount n: Int) -> SparsePolynomial {
         if !hasVariables { return .constant(evaluate([]), variableCount: n) }

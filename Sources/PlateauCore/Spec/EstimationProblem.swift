@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// Bayes-optimal estimation of a multi-index model (EQUATIONS.md §2): x ~ N(0, I_d), a teacher W* with
 /// i.i.d. N(0, 1) entries (so W*W*ᵀ/d → I_k), z = W*x/√d, y = g(z) + √Δ ξ, n = αd samples. The
@@ -37,27 +36,40 @@ public struct EstimationProblem: Sendable, Hashable {
     public static let signProduct = EstimationProblem(
         teacher: TeacherSpec(link: try! Formula(parsing: "sign(z1*z2)", variables: .target(k: 2))), alpha: 3)
 
-    /// Checks every field; throws the first `SpecError` (naming the field and the value).
+    /// Checks every field; throws one `SpecError` carrying every problem (each naming the field and the value).
     public func validate() throws {
+        let problems = SpecProblems()
+        check(into: problems)
+        try problems.throwIfAny()
+    }
+
+    /// Records every problem of this problem in `problems`.
+    func check(into problems: SpecProblems) {
         let k = teacher.k
-        guard (1...Self.maximumK).contains(k) else {
-            throw SpecError(field: "teacher.k", value: "\(k)", reason: "must be an integer in 1...\(Self.maximumK) for the amp protocol")
+        problems.check {
+            guard (1...Self.maximumK).contains(k) else {
+                throw SpecError(field: "teacher.k", value: "\(k)", reason: "must be an integer in 1...\(Self.maximumK) for the amp protocol")
+            }
         }
-        guard teacher.covariance == .identity(k) else {
-            throw SpecError(field: "teacher.P", value: teacher.covariance.description,
-                            reason: "must be the identity for the amp protocol (W* has i.i.d. N(0, 1) entries)")
+        problems.check {
+            guard teacher.covariance == .identity(k) else {
+                throw SpecError(field: "teacher.P", value: teacher.covariance.description,
+                                reason: "must be the identity for the amp protocol (W* has i.i.d. N(0, 1) entries)")
+            }
         }
         for (i, w) in teacher.weights.enumerated() where !w.isFinite {
-            throw SpecError(field: "teacher.weights[\(i)]", value: Experiment.format(w), reason: "must be a finite number")
+            problems.record(SpecError(field: "teacher.weights[\(i)]", value: Experiment.format(w), reason: "must be a finite number"))
         }
-        guard teacher.noiseVariance.isFinite else {
-            throw SpecError(field: "teacher.noise", value: Experiment.format(teacher.noiseVariance), reason: "must be a finite number")
+        problems.check {
+            guard teacher.noiseVariance.isFinite else {
+                throw SpecError(field: "teacher.noise", value: Experiment.format(teacher.noiseVariance), reason: "must be a finite number")
+            }
+            guard teacher.noiseVariance >= 0 else {
+                throw SpecError(field: "teacher.noise", value: Experiment.format(teacher.noiseVariance), reason: "is a variance Δ and must be ≥ 0")
+            }
         }
-        guard teacher.noiseVariance >= 0 else {
-            throw SpecError(field: "teacher.noise", value: Experiment.format(teacher.noiseVariance), reason: "is a variance Δ and must be ≥ 0")
-        }
-        if let alpha { try Self.validateAlpha(alpha, field: "training.alpha") }
-        try settings.validate()
+        if let alpha { problems.check { try Self.validateAlpha(alpha, field: "training.alpha") } }
+        settings.check(into: problems)
     }
 
     /// α must be a finite number > 0.
@@ -96,24 +108,32 @@ public struct StateEvolutionSettings: Sendable, Hashable {
         self.outputResolution = outputResolution
     }
 
+    /// Checks every field; throws one `SpecError` carrying every problem.
     public func validate() throws {
-        guard damping.isFinite, damping >= 0, damping < 1 else {
-            throw SpecError(field: "amp.damping", value: Experiment.format(damping), reason: "must lie in [0, 1)")
+        let problems = SpecProblems()
+        check(into: problems)
+        try problems.throwIfAny()
+    }
+
+    /// Records every problem of these settings in `problems`.
+    func check(into problems: SpecProblems) {
+        if !(damping.isFinite && damping >= 0 && damping < 1) {
+            problems.record(SpecError(field: "amp.damping", value: Experiment.format(damping), reason: "must lie in [0, 1)"))
         }
-        guard tolerance.isFinite, tolerance > 0 else {
-            throw SpecError(field: "amp.tolerance", value: Experiment.format(tolerance), reason: "must be a finite number > 0")
+        if !(tolerance.isFinite && tolerance > 0) {
+            problems.record(SpecError(field: "amp.tolerance", value: Experiment.format(tolerance), reason: "must be a finite number > 0"))
         }
-        guard maxIterations >= 1, maxIterations <= 1_000_000 else {
-            throw SpecError(field: "amp.iterations", value: "\(maxIterations)", reason: "must be an integer in 1...1000000")
+        if !(maxIterations >= 1 && maxIterations <= 1_000_000) {
+            problems.record(SpecError(field: "amp.iterations", value: "\(maxIterations)", reason: "must be an integer in 1...1000000"))
         }
-        guard epsilon.isFinite, epsilon > 0, epsilon < 1 else {
-            throw SpecError(field: "amp.epsilon", value: Experiment.format(epsilon), reason: "must lie in (0, 1)")
+        if !(epsilon.isFinite && epsilon > 0 && epsilon < 1) {
+            problems.record(SpecError(field: "amp.epsilon", value: Experiment.format(epsilon), reason: "must lie in (0, 1)"))
         }
-        guard omegaNodes == 0 || (2...64).contains(omegaNodes) else {
-            throw SpecError(field: "amp.omegaNodes", value: "\(omegaNodes)", reason: "must be 0 (automatic) or an integer in 2...64")
+        if !(omegaNodes == 0 || (2...64).contains(omegaNodes)) {
+            problems.record(SpecError(field: "amp.omegaNodes", value: "\(omegaNodes)", reason: "must be 0 (automatic) or an integer in 2...64"))
         }
-        guard outputResolution.isFinite, outputResolution > 0, outputResolution <= 1 else {
-            throw SpecError(field: "amp.outputResolution", value: Experiment.format(outputResolution), reason: "must lie in (0, 1]")
+        if !(outputResolution.isFinite && outputResolution > 0 && outputResolution <= 1) {
+            problems.record(SpecError(field: "amp.outputResolution", value: Experiment.format(outputResolution), reason: "must lie in (0, 1]"))
         }
     }
 }
@@ -121,9 +141,16 @@ public struct StateEvolutionSettings: Sendable, Hashable {
 extension EstimationProblem {
     /// Parses a YAML or JSON specification of the amp protocol and validates it.
     public init(specText: String) throws {
-        let map = try SpecReader.topLevel(specText)
-        self = try SpecReader(map, path: "").estimationProblem()
-        try validate()
+        let problems = SpecProblems()
+        let problem = try SpecReader(try SpecReader.topLevel(specText), path: "", problems: problems).estimationProblem()
+        problem.check(into: problems)
+        try problems.throwIfAny()
+        self = problem
+    }
+
+    /// Parses the bytes of a specification (UTF-8 YAML or JSON) of the amp protocol.
+    public init(specData: Data) throws {
+        try self.init(specText: try SpecReader.text(of: specData))
     }
 
     /// Reads a specification file (YAML or JSON) of the amp protocol.
@@ -181,28 +208,6 @@ extension EstimationProblem {
 }
 
 extension SpecReader {
-    /// The top-level mapping of a spec text.
-    static func topLevel(_ specText: String) throws -> [String: Any] {
-        let tree: Any?
-        do {
-            tree = try Yams.load(yaml: specText)
-        } catch {
-            throw SpecError(field: "(file)", value: "unparseable text", reason: "not valid YAML or JSON: \(error)")
-        }
-        guard let map = tree as? [String: Any] else {
-            throw SpecError(field: "(file)", value: Experiment.show(tree), reason: "the top level must be a mapping of sections (teacher, student, training, …)")
-        }
-        return map
-    }
-
-    static func read(_ url: URL) throws -> String {
-        do {
-            return try String(contentsOf: url, encoding: .utf8)
-        } catch {
-            throw SpecError(field: "--spec", value: url.path, reason: "cannot read the file: \(error.localizedDescription)")
-        }
-    }
-
     func estimationProblem() throws -> EstimationProblem {
         let declared = (map["training"] as? [String: Any])?["protocol"]
         guard declared as? String == TrainingProtocol.amp.rawValue else {
@@ -210,25 +215,26 @@ extension SpecReader {
                             reason: "must be amp for the state evolution, thresholds and GAMP")
         }
         if let student = map["student"] {
-            throw SpecError(field: "student", value: Experiment.show(student),
-                            reason: "the amp protocol has no student (the estimator is Bayes-optimal GAMP): remove the section")
+            problems.record(SpecError(field: "student", value: Experiment.show(student),
+                                      reason: "the amp protocol has no student (the estimator is Bayes-optimal GAMP): remove the section"))
         }
-        try rejectUnknown(["teacher", "training", "amp"])
-        let teacher = try self.teacher()
-        let r = try sub("training")!
-        try r.rejectUnknown(["protocol", "alpha"])
-        let alpha: Double? = r.map["alpha"] == nil ? nil : try r.double("alpha")
+        rejectUnknown(["teacher", "training", "amp", "student"])
+        let teacher = self.teacher()
+        let r = section("training")
+        r.rejectUnknown(["protocol", "alpha"])
+        let alpha: Double? = r.map["alpha"] == nil ? nil : r.read(1) { try r.double("alpha") }
         var settings = StateEvolutionSettings()
-        if let a = try sub("amp", required: false) {
-            try a.rejectUnknown(["damping", "tolerance", "iterations", "epsilon", "informed", "omegaNodes", "outputResolution"])
+        if let a = sub("amp", required: false) {
+            a.rejectUnknown(["damping", "tolerance", "iterations", "epsilon", "informed", "omegaNodes", "outputResolution"])
+            let d = settings
             settings = StateEvolutionSettings(
-                damping: try a.double("damping", default: settings.damping),
-                tolerance: try a.double("tolerance", default: settings.tolerance),
-                maxIterations: try a.int("iterations", default: settings.maxIterations),
-                epsilon: try a.double("epsilon", default: settings.epsilon),
-                informed: try a.bool("informed", default: settings.informed),
-                omegaNodes: try a.int("omegaNodes", default: settings.omegaNodes),
-                outputResolution: try a.double("outputResolution", default: settings.outputResolution))
+                damping: a.read(d.damping) { try a.double("damping", default: d.damping) },
+                tolerance: a.read(d.tolerance) { try a.double("tolerance", default: d.tolerance) },
+                maxIterations: a.read(d.maxIterations) { try a.int("iterations", default: d.maxIterations) },
+                epsilon: a.read(d.epsilon) { try a.double("epsilon", default: d.epsilon) },
+                informed: a.read(d.informed) { try a.bool("informed", default: d.informed) },
+                omegaNodes: a.read(d.omegaNodes) { try a.int("omegaNodes", default: d.omegaNodes) },
+                outputResolution: a.read(d.outputResolution) { try a.double("outputResolution", default: d.outputResolution) })
         }
         return EstimationProblem(teacher: teacher, alpha: alpha, settings: settings)
     }

@@ -49,21 +49,36 @@ public struct MultipassSettings: Sendable, Hashable {
         max(1, Int((batchFraction * Double(sampleCount(dimension: d))).rounded()))
     }
 
-    /// Checks every field; throws a `SpecError` naming the field and the value.
+    /// Checks every field; throws one `SpecError` carrying every problem (each naming the field and the value).
     public func validate() throws {
-        try EstimationProblem.validateAlpha(alpha, field: "training.alpha")
-        guard (1...Self.maximumSteps).contains(steps) else {
-            throw SpecError(field: "training.steps", value: "\(steps)", reason: "must be an integer in 1...\(Self.maximumSteps)")
+        let problems = SpecProblems()
+        check(into: problems)
+        try problems.throwIfAny()
+    }
+
+    /// Records every problem of these settings in `problems`.
+    func check(into problems: SpecProblems) {
+        problems.check { try EstimationProblem.validateAlpha(alpha, field: "training.alpha") }
+        problems.check {
+            guard (1...Self.maximumSteps).contains(steps) else {
+                throw SpecError(field: "training.steps", value: "\(steps)", reason: "must be an integer in 1...\(Self.maximumSteps)")
+            }
         }
-        guard ridge.isFinite, ridge >= 0 else {
-            throw SpecError(field: "training.ridge", value: Experiment.format(ridge), reason: "the ridge λ must be a finite number ≥ 0")
+        problems.check {
+            guard ridge.isFinite, ridge >= 0 else {
+                throw SpecError(field: "training.ridge", value: Experiment.format(ridge), reason: "the ridge λ must be a finite number ≥ 0")
+            }
         }
-        guard (2...1_000_000_000).contains(particles) else {
-            throw SpecError(field: "training.particles", value: "\(particles)", reason: "must be an integer in 2...1000000000")
+        problems.check {
+            guard (2...1_000_000_000).contains(particles) else {
+                throw SpecError(field: "training.particles", value: "\(particles)", reason: "must be an integer in 2...1000000000")
+            }
         }
-        guard batchFraction.isFinite, batchFraction > 0, batchFraction <= 1 else {
-            throw SpecError(field: "training.batchFraction", value: Experiment.format(batchFraction),
-                            reason: "the fraction of the n samples used per step must lie in (0, 1]")
+        problems.check {
+            guard batchFraction.isFinite, batchFraction > 0, batchFraction <= 1 else {
+                throw SpecError(field: "training.batchFraction", value: Experiment.format(batchFraction),
+                                reason: "the fraction of the n samples used per step must lie in (0, 1]")
+            }
         }
     }
 
@@ -78,25 +93,29 @@ extension Experiment {
     }
 
     /// The multipass-specific checks (called by `validate()`).
-    func validateMultipass() throws {
+    func checkMultipass(into problems: SpecProblems) {
         guard let settings = training.multipass else {
-            throw SpecError(field: "training", value: "protocol multipass", reason: "needs alpha and steps")
+            problems.record(SpecError(field: "training", value: "protocol multipass", reason: "needs alpha and steps"))
+            return
         }
-        try settings.validate()
-        guard training.time == Double(settings.steps) else {
-            throw SpecError(field: "training.time", value: Experiment.format(training.time),
-                            reason: "the multipass horizon is training.steps = \(settings.steps) (time is the GD step index)")
+        settings.check(into: problems)
+        if training.time != Double(settings.steps) {
+            problems.record(SpecError(field: "training.time", value: Experiment.format(training.time),
+                                      reason: "the multipass horizon is training.steps = \(settings.steps) (time is the GD step index)"))
         }
-        guard !student.trainSecondLayer else {
-            throw SpecError(field: "student.trainSecondLayer", value: "true", reason: "the multipass protocol keeps the second layer fixed")
+        if student.trainSecondLayer {
+            problems.record(SpecError(field: "student.trainSecondLayer", value: "true", reason: "the multipass protocol keeps the second layer fixed"))
         }
-        guard !student.spherical else {
-            throw SpecError(field: "student.spherical", value: "true", reason: "the multipass protocol has no spherical student")
+        if student.spherical {
+            problems.record(SpecError(field: "student.spherical", value: "true", reason: "the multipass protocol has no spherical student"))
         }
-        guard training.batchSize == 1, training.weightDecay == 0 else {
-            throw SpecError(field: training.batchSize == 1 ? "training.weightDecay" : "training.batchSize",
-                            value: training.batchSize == 1 ? Experiment.format(training.weightDecay) : "\(training.batchSize)",
-                            reason: "is an online-SGD setting: use training.ridge and training.batchFraction for multipass")
+        if training.batchSize != 1 {
+            problems.record(SpecError(field: "training.batchSize", value: "\(training.batchSize)",
+                                      reason: "is an online-SGD setting: use training.batchFraction for multipass"))
+        }
+        if training.weightDecay != 0 {
+            problems.record(SpecError(field: "training.weightDecay", value: Experiment.format(training.weightDecay),
+                                      reason: "is an online-SGD setting: use training.ridge for multipass"))
         }
     }
 }
@@ -105,14 +124,18 @@ extension SpecReader {
     /// The multipass keys of the `training` section.
     static let multipassKeys = ["protocol", "loss", "learningRate", "alpha", "steps", "ridge", "particles", "batchFraction", "samples"]
 
-    func multipassSettings() throws -> MultipassSettings {
-        let samples = try string("samples", default: "reuse")
-        guard samples == "reuse" || samples == "fresh" else {
-            throw SpecError(field: field("samples"), value: "\"\(samples)\"", reason: "must be reuse (one dataset) or fresh (the online control)")
+    func multipassSettings() -> MultipassSettings {
+        let samples = read("reuse") {
+            let samples = try string("samples", default: "reuse")
+            guard samples == "reuse" || samples == "fresh" else {
+                throw SpecError(field: field("samples"), value: "\"\(samples)\"", reason: "must be reuse (one dataset) or fresh (the online control)")
+            }
+            return samples
         }
         return MultipassSettings(
-            alpha: try double("alpha"), steps: try int("steps"), ridge: try double("ridge", default: 0),
-            particles: try int("particles", default: 1_000_000), batchFraction: try double("batchFraction", default: 1),
+            alpha: read(1) { try double("alpha") }, steps: read(1) { try int("steps") }, ridge: read(0) { try double("ridge", default: 0) },
+            particles: read(1_000_000) { try int("particles", default: 1_000_000) },
+            batchFraction: read(1) { try double("batchFraction", default: 1) },
             freshSamples: samples == "fresh")
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 // Reading and writing an `Experiment` as YAML or JSON.
 //
@@ -7,10 +6,20 @@ import Yams
 // by hand: every key is known, every unknown key is an error, and every error names its dotted path.
 
 extension Experiment {
-    /// Parses a YAML or JSON specification and validates it.
+    /// Parses a YAML or JSON specification and validates it. Every problem of the file is reported at
+    /// once: the thrown `SpecError` carries them all (`SpecError.all`), each naming its field and value.
     public init(specText: String) throws {
-        self = try SpecReader(try SpecReader.topLevel(specText), path: "").experiment()
-        try validate()
+        let problems = SpecProblems()
+        let experiment = try SpecReader(try SpecReader.topLevel(specText), path: "", problems: problems).experiment()
+        experiment.check(into: problems)
+        try problems.throwIfAny()
+        self = experiment
+    }
+
+    /// Parses the bytes of a specification (UTF-8 YAML or JSON); bytes that are not UTF-8 are refused
+    /// naming the offset of the first bad one.
+    public init(specData: Data) throws {
+        try self.init(specText: try SpecReader.text(of: specData))
     }
 
     /// Reads a specification file (YAML or JSON).
@@ -130,35 +139,59 @@ extension TeacherSpec {
     }
 }
 
-/// Walks one mapping of the spec tree, remembering its path for error messages.
+/// Walks one mapping of the spec tree, remembering its path for error messages. Problems go to the
+/// shared `problems` collector and reading goes on with a placeholder, so one pass over a file finds
+/// every problem in it.
 struct SpecReader {
     let map: [String: Any]
     let path: String
-    private var used: Set<String> = []
+    let problems: SpecProblems
 
-    init(_ map: [String: Any], path: String) {
+    init(_ map: [String: Any], path: String, problems: SpecProblems) {
         self.map = map
         self.path = path
+        self.problems = problems
     }
 
-    func field(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    func field(_ key: String) -> String { path.isEmpty ? Self.shown(key) : "\(path).\(Self.shown(key))" }
 
-    func rejectUnknown(_ allowed: [String]) throws {
+    /// A key as a field name shows it: quoted with escapes when it is empty or has characters that
+    /// do not print (spaces, controls, a byte-order mark), as it is otherwise.
+    static func shown(_ key: String) -> String {
+        let plain = !key.isEmpty && key.unicodeScalars.allSatisfy {
+            $0.properties.isAlphabetic || $0.properties.numericType != nil || "_-[]".unicodeScalars.contains($0)
+        }
+        return plain ? key : key.debugDescription
+    }
+
+    /// The value of `body`, or `fallback` with the problem recorded.
+    func read<T>(_ fallback: @autoclosure () -> T, _ body: () throws -> T) -> T { problems.attempt(fallback(), body) }
+
+    /// Records every key of this mapping that is not in `allowed`.
+    func rejectUnknown(_ allowed: [String]) {
         for key in map.keys.sorted() where !allowed.contains(key) {
-            throw SpecError(field: field(key), value: Experiment.show(map[key]),
-                            reason: "unknown key; allowed here: \(allowed.joined(separator: ", "))")
+            problems.record(SpecError(field: field(key), value: Experiment.show(map[key]),
+                                      reason: "unknown key; allowed here: \(allowed.joined(separator: ", "))"))
         }
     }
 
-    func sub(_ key: String, required: Bool = true) throws -> SpecReader? {
+    /// The mapping under `key`; a missing required one or a non-mapping is recorded and read as empty
+    /// (its own fields' problems are then covered by the section's).
+    func section(_ key: String) -> SpecReader {
+        sub(key, required: true) ?? SpecReader([:], path: field(key), problems: problems)
+    }
+
+    /// The mapping under `key`, nil when absent (recorded when `required`) or not a mapping (recorded).
+    func sub(_ key: String, required: Bool) -> SpecReader? {
         guard let v = map[key] else {
-            if required { throw SpecError(field: field(key), value: "nothing", reason: "required section is missing") }
+            if required { problems.record(SpecError(field: field(key), value: "nothing", reason: "required section is missing")) }
             return nil
         }
         guard let m = v as? [String: Any] else {
-            throw SpecError(field: field(key), value: Experiment.show(v), reason: "must be a mapping")
+            problems.record(SpecError(field: field(key), value: Experiment.show(v), reason: "must be a mapping"))
+            return nil
         }
-        return SpecReader(m, path: field(key))
+        return SpecReader(m, path: field(key), problems: problems)
     }
 
     static func number(_ v: Any, field: String) throws -> Double {
@@ -197,6 +230,15 @@ struct SpecReader {
         return Int(d)
     }
 
+    /// An integer in `range` (required when `def` is nil).
+    func int(_ key: String, in range: ClosedRange<Int>, default def: Int? = nil) throws -> Int {
+        let n = try int(key, default: def)
+        guard range.contains(n) else {
+            throw SpecError(field: field(key), value: "\(n)", reason: "must be an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return n
+    }
+
     func bool(_ key: String, default def: Bool) throws -> Bool {
         guard let v = map[key] else { return def }
         if let b = v as? Bool { return b }
@@ -209,14 +251,15 @@ struct SpecReader {
         throw SpecError(field: field(key), value: Experiment.show(v), reason: "must be a name")
     }
 
-    /// A vector of `count` numbers; a scalar means all entries equal.
+    /// A vector of `count` numbers; a scalar means all entries equal. Every bad entry is recorded.
     func vector(_ key: String, count: Int, default def: Double) throws -> [Double] {
         guard let v = map[key] else { return Array(repeating: def, count: count) }
         if let a = v as? [Any] {
             guard a.count == count else {
                 throw SpecError(field: field(key), value: Experiment.show(v), reason: "must have \(count) entries")
             }
-            return try a.enumerated().map { try Self.number($1, field: "\(field(key))[\($0)]") }
+            let entries = a.enumerated().map { i, x in read(def) { try Self.number(x, field: "\(field(key))[\(i)]") } }
+            return entries
         }
         let x = try Self.number(v, field: field(key))
         return Array(repeating: x, count: count)
@@ -228,10 +271,11 @@ struct SpecReader {
             if let def { return def }
             throw SpecError(field: field(key), value: "nothing", reason: "required \(rows)×\(cols) matrix is missing")
         }
-        return try Self.matrix(v, field: field(key), rows: rows, cols: cols)
+        return try Self.matrix(v, field: field(key), rows: rows, cols: cols, problems: problems)
     }
 
-    static func matrix(_ v: Any, field: String, rows: Int, cols: Int) throws -> Matrix {
+    /// A matrix; every bad row and entry is recorded (as NaN), a wrong shape is thrown.
+    static func matrix(_ v: Any, field: String, rows: Int, cols: Int, problems: SpecProblems) throws -> Matrix {
         if let s = v as? String, s.lowercased() == "identity" {
             guard rows == cols else {
                 throw SpecError(field: field, value: "\"identity\"", reason: "identity needs a square matrix, this one is \(rows)×\(cols)")
@@ -247,77 +291,92 @@ struct SpecReader {
         var values: [Double] = []
         for (i, row) in outer.enumerated() {
             guard let r = row as? [Any], r.count == cols else {
-                throw SpecError(field: "\(field)[\(i)]", value: Experiment.show(row), reason: "must be a row of \(cols) numbers")
+                problems.record(SpecError(field: "\(field)[\(i)]", value: Experiment.show(row), reason: "must be a row of \(cols) numbers"))
+                values += Array(repeating: .nan, count: cols)
+                continue
             }
-            for (j, x) in r.enumerated() { values.append(try number(x, field: "\(field)[\(i)][\(j)]")) }
+            for (j, x) in r.enumerated() {
+                values.append(problems.attempt(.nan) { try number(x, field: "\(field)[\(i)][\(j)]") })
+            }
         }
         return Matrix(rows: rows, cols: cols, values: values)
     }
 
+    /// A count (k, p) that cannot be read: the length of the first list among `candidates` (so that
+    /// the shapes that depend on it are checked against the data, not against a guess), else 1.
+    static func inferredCount(_ candidates: [Any?]) -> Int {
+        for case let list as [Any] in candidates where (1...64).contains(list.count) { return list.count }
+        return 1
+    }
+
     func experiment() throws -> Experiment {
-        try rejectUnknown(["teacher", "student", "training", "init", "output"])
+        rejectUnknown(["teacher", "student", "training", "init", "output"])
         if let training = map["training"] as? [String: Any], training["protocol"] as? String == TrainingProtocol.amp.rawValue {
             throw SpecError(field: "training.protocol", value: "\"amp\"",
                             reason: "describes Bayes-optimal estimation, not a trained student: use plateau se, threshold or gamp")
         }
-        let teacher = try self.teacher()
+        let teacher = self.teacher()
         let k = teacher.k
         // Student
-        let s = try sub("student")!
-        try s.rejectUnknown(["p", "activation", "secondLayer", "trainSecondLayer", "secondLayerLearningRate", "spherical"])
-        let p = try s.int("p")
-        guard p >= 1, p <= 64 else { throw SpecError(field: s.field("p"), value: "\(p)", reason: "must be an integer in 1...64") }
+        let s = section("student")
+        s.rejectUnknown(["p", "activation", "secondLayer", "trainSecondLayer", "secondLayerLearningRate", "spherical"])
+        let initMap = map["init"] as? [String: Any]
+        let p = s.read(Self.inferredCount([s.map["secondLayer"], initMap?["Q"], initMap?["M"]])) { try s.int("p", in: 1...64) }
         // Training (read before the student's defaults that refer to it)
-        let r = try sub("training")!
-        let protoName = try r.string("protocol", default: "online")
-        guard let proto = TrainingProtocol(rawValue: protoName) else {
-            throw SpecError(field: r.field("protocol"), value: "\"\(protoName)\"", reason: "unknown protocol; known: online, multipass, amp")
+        let r = section("training")
+        let protoName = r.read("online") { try r.string("protocol", default: "online") }
+        let proto = r.read(TrainingProtocol.online) {
+            guard let proto = TrainingProtocol(rawValue: protoName) else {
+                throw SpecError(field: r.field("protocol"), value: "\"\(protoName)\"", reason: "unknown protocol; known: online, multipass, amp")
+            }
+            return proto
         }
-        try r.rejectUnknown(proto == .multipass ? Self.multipassKeys
-                            : ["protocol", "loss", "learningRate", "batchSize", "weightDecay", "time"])
-        let lossName = try r.string("loss", default: "square")
-        guard let loss = Loss(rawValue: lossName) else {
-            throw SpecError(field: r.field("loss"), value: "\"\(lossName)\"", reason: "unknown loss; known: square, correlation")
+        r.rejectUnknown(proto == .multipass ? Self.multipassKeys
+                        : ["protocol", "loss", "learningRate", "batchSize", "weightDecay", "time"])
+        let loss = r.read(Loss.square) {
+            let lossName = try r.string("loss", default: "square")
+            guard let loss = Loss(rawValue: lossName) else {
+                throw SpecError(field: r.field("loss"), value: "\"\(lossName)\"", reason: "unknown loss; known: square, correlation")
+            }
+            return loss
         }
-        let eta = try r.double("learningRate")
+        let eta = r.read(1) { try r.double("learningRate") }
         let training = proto == .multipass
-            ? TrainingSpec(multipass: try r.multipassSettings(), loss: loss, learningRate: eta)
+            ? TrainingSpec(multipass: r.multipassSettings(), loss: loss, learningRate: eta)
             : TrainingSpec(
-                trainingProtocol: proto, loss: loss, learningRate: eta, batchSize: try r.int("batchSize", default: 1),
-                weightDecay: try r.double("weightDecay", default: 0), time: try r.double("time"))
+                trainingProtocol: proto, loss: loss, learningRate: eta, batchSize: r.read(1) { try r.int("batchSize", default: 1) },
+                weightDecay: r.read(0) { try r.double("weightDecay", default: 0) }, time: r.read(1) { try r.double("time") })
         let student = StudentSpec(
-            p: p, activation: try s.activation("activation"),
-            secondLayer: try s.vector("secondLayer", count: p, default: 1),
-            trainSecondLayer: try s.bool("trainSecondLayer", default: false),
-            secondLayerLearningRate: try s.double("secondLayerLearningRate", default: eta),
-            spherical: try s.bool("spherical", default: false))
+            p: p, activation: s.read(.erf) { try s.activation("activation") },
+            secondLayer: s.read(Array(repeating: 1, count: p)) { try s.vector("secondLayer", count: p, default: 1) },
+            trainSecondLayer: s.read(false) { try s.bool("trainSecondLayer", default: false) },
+            secondLayerLearningRate: s.read(eta) { try s.double("secondLayerLearningRate", default: eta) },
+            spherical: s.read(false) { try s.bool("spherical", default: false) })
         // Initial condition
-        let initialization = try initialCondition(p: p, k: k)
+        let initialization = initialCondition(p: p, k: k)
         // Output
         var output = OutputSpec()
         if proto == .multipass, let o = map["output"] {
-            throw SpecError(field: "output", value: Experiment.show(o), reason: "the multipass protocol records every step: remove the section")
-        }
-        if let o = try sub("output", required: false) {
-            try o.rejectUnknown(["times"])
-            if let v = o.map["times"] { output.times = try Self.timeGrid(v, field: o.field("times")) }
+            problems.record(SpecError(field: "output", value: Experiment.show(o), reason: "the multipass protocol records every step: remove the section"))
+        } else if let o = sub("output", required: false) {
+            o.rejectUnknown(["times"])
+            if let v = o.map["times"] { output.times = o.read(output.times) { try Self.timeGrid(v, field: o.field("times"), problems: problems) } }
         }
         return Experiment(teacher: teacher, student: student, training: training,
                           initialization: initialization, output: output)
     }
 
     /// The `teacher` section (shared by every protocol).
-    func teacher() throws -> TeacherSpec {
-        let t = try sub("teacher")!
-        try t.rejectUnknown(["k", "activation", "weights", "P", "noise", "target", "preset"])
-        let k = try t.int("k")
-        guard k >= 1, k <= 64 else { throw SpecError(field: t.field("k"), value: "\(k)", reason: "must be an integer in 1...64") }
+    func teacher() -> TeacherSpec {
+        let t = section("teacher")
+        t.rejectUnknown(["k", "activation", "weights", "P", "noise", "target", "preset"])
+        let k = t.read(Self.inferredCount([t.map["weights"], t.map["P"]])) { try t.int("k", in: 1...64) }
         return TeacherSpec(
-            k: k, activation: try t.activation("activation"),
-            weights: try t.vector("weights", count: k, default: 1),
-            covariance: try t.matrix("P", rows: k, cols: k, default: .identity(k)),
-            noiseVariance: try t.double("noise", default: 0),
-            link: try t.link(k: k))
+            k: k, activation: t.read(.erf) { try t.activation("activation") },
+            weights: t.read(Array(repeating: 1, count: k)) { try t.vector("weights", count: k, default: 1) },
+            covariance: t.read(.identity(k)) { try t.matrix("P", rows: k, cols: k, default: .identity(k)) },
+            noiseVariance: t.read(0) { try t.double("noise", default: 0) },
+            link: t.read(nil) { try t.link(k: k) })
     }
 
     func activation(_ key: String) throws -> Activation {
@@ -356,7 +415,7 @@ struct SpecReader {
         }
     }
 
-    func initialCondition(p: Int, k: Int) throws -> InitialCondition {
+    func initialCondition(p: Int, k: Int) -> InitialCondition {
         let key = "init"
         guard let v = map[key] else { return .random(scale: 1) }
         if let s = v as? String {
@@ -364,39 +423,44 @@ struct SpecReader {
             case "random": return .random(scale: 1)
             case "orthogonal": return .orthogonal(Q: .identity(p))
             default:
-                throw SpecError(field: key, value: "\"\(s)\"", reason: "must be random, orthogonal, or a mapping {M, Q} | {random: {scale}} | {orthogonal: {Q}}")
+                problems.record(SpecError(field: key, value: "\"\(s)\"", reason: "must be random, orthogonal, or a mapping {M, Q} | {random: {scale}} | {orthogonal: {Q}}"))
+                return .random(scale: 1)
             }
         }
         guard let m = v as? [String: Any] else {
-            throw SpecError(field: key, value: Experiment.show(v), reason: "must be a mapping")
+            problems.record(SpecError(field: key, value: Experiment.show(v), reason: "must be a mapping"))
+            return .random(scale: 1)
         }
-        let r = SpecReader(m, path: key)
+        let r = SpecReader(m, path: key, problems: problems)
         if m["random"] != nil {
-            try r.rejectUnknown(["random"])
+            r.rejectUnknown(["random"])
             if m["random"] is String || m["random"] is NSNull { return .random(scale: 1) }
-            let rr = try r.sub("random")!
-            try rr.rejectUnknown(["scale", "seed"])
+            guard let rr = r.sub("random", required: true) else { return .random(scale: 1) }
+            rr.rejectUnknown(["scale", "seed"])
             var seed: UInt64?
             if rr.map["seed"] != nil {
-                let s = try rr.int("seed")
-                guard s >= 0 else { throw SpecError(field: rr.field("seed"), value: "\(s)", reason: "must be an integer ≥ 0") }
-                seed = UInt64(s)
+                seed = rr.read(nil) {
+                    let s = try rr.int("seed")
+                    guard s >= 0 else { throw SpecError(field: rr.field("seed"), value: "\(s)", reason: "must be an integer ≥ 0") }
+                    return UInt64(s)
+                }
             }
-            return .random(scale: try rr.double("scale", default: 1), seed: seed)
+            return .random(scale: rr.read(1) { try rr.double("scale", default: 1) }, seed: seed)
         }
         if m["orthogonal"] != nil {
-            try r.rejectUnknown(["orthogonal"])
+            r.rejectUnknown(["orthogonal"])
             if m["orthogonal"] is NSNull { return .orthogonal(Q: .identity(p)) }
-            let o = try r.sub("orthogonal")!
-            try o.rejectUnknown(["Q"])
-            return .orthogonal(Q: try o.matrix("Q", rows: p, cols: p, default: .identity(p)))
+            guard let o = r.sub("orthogonal", required: true) else { return .orthogonal(Q: .identity(p)) }
+            o.rejectUnknown(["Q"])
+            return .orthogonal(Q: o.read(.identity(p)) { try o.matrix("Q", rows: p, cols: p, default: .identity(p)) })
         }
-        try r.rejectUnknown(["M", "Q"])
-        return .overlaps(M: try r.matrix("M", rows: p, cols: k, default: nil),
-                         Q: try r.matrix("Q", rows: p, cols: p, default: nil))
+        r.rejectUnknown(["M", "Q"])
+        return .overlaps(M: r.read(Matrix(rows: p, cols: k)) {
+                             try r.matrix("M", rows: p, cols: k, default: nil) },
+                         Q: r.read(.identity(p)) { try r.matrix("Q", rows: p, cols: p, default: nil) })
     }
 
-    static func timeGrid(_ v: Any, field: String) throws -> TimeGrid {
+    static func timeGrid(_ v: Any, field: String, problems: SpecProblems) throws -> TimeGrid {
         if let s = v as? String {
             switch s.lowercased() {
             case "log": return .log(count: 60, start: 0.01)
@@ -405,15 +469,15 @@ struct SpecReader {
             }
         }
         if let a = v as? [Any] {
-            return .list(try a.enumerated().map { try number($1, field: "\(field)[\($0)]") })
+            return .list(a.enumerated().map { i, x in problems.attempt(0) { try number(x, field: "\(field)[\(i)]") } })
         }
         if let m = v as? [String: Any] {
-            let r = SpecReader(m, path: field)
+            let r = SpecReader(m, path: field, problems: problems)
             if m["log"] != nil {
-                try r.rejectUnknown(["log", "start"])
-                return .log(count: try r.int("log"), start: try r.double("start", default: 0.01))
+                r.rejectUnknown(["log", "start"])
+                return .log(count: r.read(60) { try r.int("log") }, start: r.read(0.01) { try r.double("start", default: 0.01) })
             }
-            try r.rejectUnknown(["linear"])
+            r.rejectUnknown(["linear"])
             return .linear(count: try r.int("linear"))
         }
         throw SpecError(field: field, value: Experiment.show(v), reason: "must be log, linear, a mapping or a list")

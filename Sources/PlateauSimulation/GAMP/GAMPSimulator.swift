@@ -15,7 +15,7 @@ public struct GAMPOptions: Sendable, Hashable {
     public var masterSeed: UInt64
     /// Start from the informed overlap (1 − ε)I instead of the uninformed εI.
     public var informed: Bool
-    /// Worker threads for the seeds; 0 = all cores. Results do not depend on it.
+    /// Worker threads for the seeds; 0 = `WorkerThreads.count` (all cores unless `--threads` says otherwise). Results do not depend on it.
     public var threads: Int
     /// How the prior-side precision A is formed (see `GAMPPrecision`).
     public var precision: GAMPPrecision
@@ -164,7 +164,7 @@ public enum GAMPSimulator {
             throw SpecError(field: "denoiser.k", value: "\(denoiser.k)", reason: "must equal teacher.k = \(problem.k)")
         }
         let count = options.seeds
-        let workers = min(count, options.threads > 0 ? options.threads : ProcessInfo.processInfo.activeProcessorCount)
+        let workers = min(count, options.threads > 0 ? options.threads : WorkerThreads.count)
         let slots = JobResults<GAMPSeedRun>(count: count)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var s = worker

@@ -44,7 +44,8 @@ public enum MultipassGDSimulator {
     public static func run(_ experiment: Experiment, dimension d: Int, masterSeed: UInt64, count: Int,
                            parallel: Bool = true, progress: (@Sendable (Double) -> Void)? = nil) throws -> [SeedResult] {
         try validate(experiment, dimension: d)
-        return try SeedRuns.run(count: count, masterSeed: masterSeed, parallel: parallel, progress: progress) { seed, report in
+        let identity = "multipass GD\nspec \(experiment.specJSON)\ndimension \(d)"
+        return try SeedRuns.run(count: count, masterSeed: masterSeed, parallel: parallel, identity: identity, progress: progress) { seed, report in
             try simulate(experiment, dimension: d, seed: seed, progress: report)
         }
     }

@@ -17,7 +17,7 @@ public enum OnlineSGDSimulator {
         return try simulate(experiment, options: options, seed: seed, progress: progress)
     }
 
-    /// Many seeds in parallel on all cores (`DispatchQueue.concurrentPerform`). Seed i uses
+    /// Many seeds in parallel (`WorkerThreads`). Seed i uses
     /// `SeedSequence.seed(master: masterSeed, index: i)`; results are in index order and do not
     /// depend on the number of threads. `progress` receives the mean fraction done over seeds.
     public static func run(_ experiment: Experiment, options: SimulationOptions, masterSeed: UInt64, count: Int,
@@ -29,7 +29,9 @@ public enum OnlineSGDSimulator {
     public static func run(_ experiment: Experiment, options: SimulationOptions, masterSeed: UInt64, count: Int,
                            parallel: Bool, progress: (@Sendable (Double) -> Void)? = nil) throws -> [SeedResult] {
         try options.validate(for: experiment)
-        return try SeedRuns.run(count: count, masterSeed: masterSeed, parallel: parallel, progress: progress) { seed, report in
+        let identity = "online SGD\nspec \(experiment.specJSON)\ndimension \(options.dimension)\ntest set \(options.testSetSize)\n"
+            + "times \(options.times.map { String($0.bitPattern, radix: 16) }.joined(separator: ","))"
+        return try SeedRuns.run(count: count, masterSeed: masterSeed, parallel: parallel, identity: identity, progress: progress) { seed, report in
             try simulate(experiment, options: options, seed: seed, progress: report)
         }
     }

@@ -17,7 +17,7 @@ public struct SpectralOptions: Sendable, Hashable {
     public var seeds: Int
     public var masterSeed: UInt64
     public var teacher: SpectralTeacher
-    /// Worker threads for the seeds; 0 = all cores. Results do not depend on it.
+    /// Worker threads for the seeds; 0 = `WorkerThreads.count` (all cores unless `--threads` says otherwise). Results do not depend on it.
     public var threads: Int
     /// Number of informative outliers expected (the multiplicity of λ_max(𝓕)): the overlap and the
     /// outlier of the top group are averaged over this many eigenvectors.
@@ -133,7 +133,7 @@ public enum SpectralSimulator {
             throw SpecError(field: "denoiser.k", value: "\(denoiser.k)", reason: "must equal teacher.k = \(problem.k)")
         }
         let count = options.seeds
-        let workers = min(count, options.threads > 0 ? options.threads : ProcessInfo.processInfo.activeProcessorCount)
+        let workers = min(count, options.threads > 0 ? options.threads : WorkerThreads.count)
         let slots = JobResults<Result<SpectralSeedResult, SpecError>>(count: count)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var s = worker

@@ -271,8 +271,7 @@ extension LossComparison {
         let readme = """
             # Correlation loss vs square loss (He₃ and the staircase)
 
-            Written by `plateau reproduce loss-comparison\(config.quick ? " --quick" : "")` (Plateau \(PlateauVersion.string)) in \
-            \(String(format: "%.0f", seconds)) s of wall time on this project's 2-core machine. Plot with `plot.ipynb` \
+            Written by `plateau reproduce loss-comparison\(config.quick ? " --quick" : "")` (Plateau \(PlateauVersion.string)); the wall time goes to stdout only, so that a rerun (or a resumed run) writes the same bytes. Plot with `plot.ipynb` \
             (Python, pandas, matplotlib; run it from this folder).
 
             ## What is reproduced

@@ -160,7 +160,7 @@ public final class SpectralTheory: @unchecked Sendable {
     /// The curves at each α of `alphas`, in parallel; `preprocessing` p(y) adds the plain matrix.
     public func curve(alphas: [Double], preprocessing: Formula? = nil, threads: Int = 0) -> [SpectralPoint] {
         let slots = JobResults<SpectralPoint>(count: alphas.count)
-        let workers = min(alphas.count, threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount)
+        let workers = min(alphas.count, threads > 0 ? threads : WorkerThreads.count)
         DispatchQueue.concurrentPerform(iterations: max(workers, 1)) { worker in
             var i = worker
             while i < alphas.count {
