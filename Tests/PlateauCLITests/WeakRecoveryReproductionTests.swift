@@ -12,7 +12,7 @@ struct WeakRecoveryReproductionTests {
         #expect(r.status == 0, "\(r.stderr)")
         let columns: [String: [String]] = [
             "thresholds.csv": ["case", "target", "k", "noise", "output", "alpha_c", "reference", "reference_note", "lambda_max",
-                               "trivial_dimension", "trivial_subspace", "easy_subspace", "seconds"],
+                               "trivial_dimension", "trivial_subspace", "easy_subspace"],
             "se_curves.csv": ["case", "target", "alpha", "q", "mse", "iterations", "status"],
             "hierarchy.csv": ["case", "target", "alpha", "rank", "directions"],
             "gamp.csv": ["case", "target", "alpha", "observable", "state_evolution", "gamp_mean", "gamp_se", "threshold", "agrees"],

@@ -181,6 +181,7 @@ public struct BatchReuseStudy: Reproduction {
         let verdictTable = MarkdownTable.render(["α", "d", "seeds", "DMFT particles", "DMFT vs simulation", "worst |dev|/threshold"], verdicts)
         let he3Table = MarkdownTable.render(["α", "method", "t", "He₃-direction overlap ½(m₁·u⊥ − m₂·u⊥)"], he3Rows)
         result.summary = "batch reuse (η = 0.2, T = \(steps)):\n" + verdictTable + "\n\n" + he3Table + "\n\n" + onlineTable + "\n"
+            + String(format: "wall time %.1f s\n", seconds)
         result.add("README.md", """
             # Batch reuse: multi-pass GD vs fresh samples (DMFT and simulations)
 
@@ -214,8 +215,9 @@ public struct BatchReuseStudy: Reproduction {
 
             \(onlineTable)
 
-            Written by `plateau reproduce batch-reuse\(quick ? " --quick" : "")` (Plateau \(PlateauVersion.string)) in \
-            \(String(format: "%.0f", seconds)) s; `plot.ipynb` draws the overlaps and risks from `overlaps.csv` and `curves.csv`.
+            Written by `plateau reproduce batch-reuse\(quick ? " --quick" : "")` (Plateau \(PlateauVersion.string)); the wall \
+            time goes to stdout only, so that a rerun writes the same bytes. `plot.ipynb` draws the overlaps and risks from \
+            `overlaps.csv`, `curves.csv` and `online.csv`.
 
             ![overlaps and risks](overlaps.png)
             """ + "\n")

@@ -101,7 +101,7 @@ public struct SpectralTransitionStudy: Reproduction {
                 + "\(MarkdownTable.number((alpha / 0.5).squareRoot(), 4))"
                 + (alpha > 0.5 ? ", outlier α/α_c = \(MarkdownTable.number(alpha / 0.5, 4))" : ", no outlier (α < α_c = ½)")
         }
-        result.summary = table + "\n" + tops.joined(separator: "\n") + "\n"
+        result.summary = table + "\n" + tops.joined(separator: "\n") + "\n" + String(format: "wall time %.1f s\n", seconds)
         result.add("README.md", """
             # The spectral transition of multi-index models at α_c
 
@@ -127,8 +127,8 @@ public struct SpectralTransitionStudy: Reproduction {
 
             ![overlaps and spectra](spectral.png)
 
-            Written by `plateau reproduce spectral-transition\(quick ? " --quick" : "")` (Plateau \(PlateauVersion.string)) in \
-            \(String(format: "%.0f", seconds)) s; `plot.ipynb` draws the figure from the CSVs.
+            Written by `plateau reproduce spectral-transition\(quick ? " --quick" : "")` (Plateau \(PlateauVersion.string)); the \
+            wall time goes to stdout only, so that a rerun writes the same bytes. `plot.ipynb` draws the figure from the CSVs.
             """ + "\n")
         result.add("plot.ipynb", Notebook([
             .markdown("# Spectral transition: m² of L and T against α, and L's spectrum\nReads `theory.csv`, `finite_d.csv` and `spectrum_L.csv` written by `plateau reproduce spectral-transition`."),

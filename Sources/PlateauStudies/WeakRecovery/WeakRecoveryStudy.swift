@@ -133,15 +133,17 @@ extension WeakRecoveryStudy {
             vs.isEmpty ? "none" : vs.map { "(" + $0.map { String(format: "%.3f", $0 == 0 ? 0 : $0) }.joined(separator: " ") + ")" }.joined(separator: " ")
         }
         var table = CSVTable(columns: ["case", "target", "k", "noise", "output", "alpha_c", "reference", "reference_note",
-                                       "lambda_max", "trivial_dimension", "trivial_subspace", "easy_subspace", "seconds"])
+                                       "lambda_max", "trivial_dimension", "trivial_subspace", "easy_subspace"])
         var rows: [[String]] = []
+        var timings: [String] = []   // stdout only, so that a rerun writes the same bytes
         for (c, a, s, output) in thresholds {
             let alphaC = a?.alphaC ?? .nan
             table.append([c.label, c.target, c.k, c.noise, output, alphaC, c.reference ?? .nan, c.referenceNote,
                           a?.operatorTopEigenvalue ?? .nan, a?.trivialSubspace.count ?? 0, basis(a?.trivialSubspace ?? []),
-                          basis(a?.easySubspace ?? []), s])
+                          basis(a?.easySubspace ?? [])])
             rows.append([c.label, "`\(c.target)`", "\(c.k)", output, fmt(alphaC), c.reference.map(fmt) ?? "—", c.referenceNote,
-                         basis(a?.trivialSubspace ?? []), basis(a?.easySubspace ?? []), String(format: "%.2f", s)])
+                         basis(a?.trivialSubspace ?? []), basis(a?.easySubspace ?? [])])
+            timings.append("\(c.label): \(String(format: "%.2f", s)) s")
         }
         result.add("thresholds.csv", table)
         for (c, _, _, _) in thresholds {
@@ -173,9 +175,10 @@ extension WeakRecoveryStudy {
         }
         result.add("gamp.csv", gampTable)
 
-        let thresholdMarkdown = MarkdownTable.render(["case", "target", "k", "output", "α_c", "reference", "why", "trivial subspace", "easy subspace", "s"], rows)
+        let thresholdMarkdown = MarkdownTable.render(["case", "target", "k", "output", "α_c", "reference", "why", "trivial subspace", "easy subspace"], rows)
         let verdictMarkdown = MarkdownTable.render(["target", "α (GAMP)", "verdict (q, m2, Q)", "max |dev|/SE"], verdicts)
-        result.summary = thresholdMarkdown + "\n\n" + verdictMarkdown + "\n"
+        result.summary = thresholdMarkdown + "\n\n" + verdictMarkdown + "\n\nthreshold times: " + timings.joined(separator: "; ")
+            + String(format: "\nwall time %.1f s\n", seconds)
         result.add("README.md", """
             # Weak recovery in multi-index models: thresholds and the state evolution
 
@@ -210,8 +213,8 @@ extension WeakRecoveryStudy {
 
             ![thresholds and overlaps](overlap.png)
 
-            Written by `plateau reproduce weak-recovery\(quick ? " --quick" : "")` (Plateau \(PlateauVersion.string)) in \
-            \(String(format: "%.0f", seconds)) s; `plot.ipynb` draws the figure from the CSVs.
+            Written by `plateau reproduce weak-recovery\(quick ? " --quick" : "")` (Plateau \(PlateauVersion.string)); the \
+            wall times go to stdout only, so that a rerun writes the same bytes. `plot.ipynb` draws the figure from the CSVs.
             """ + "\n")
         result.add("plot.ipynb", Notebook([
             .markdown("# Weak recovery: state-evolution overlap against α, GAMP points\nReads `se_curves.csv`, `gamp.csv` and `thresholds.csv` written by `plateau reproduce weak-recovery`."),
