@@ -177,7 +177,9 @@ struct SweepRunCommand: ParsableCommand {
     /// The points one after another through the same runner as `run-point`, without child processes.
     static func runInProcess(_ folder: SweepFolder, _ todo: [Int], report: (PointOutcome) -> Void) -> [PointOutcome] {
         let cwd = FileManager.default.currentDirectoryPath
-        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        // Back to the caller's folder (each point enters its own, checked, in run-point); the sweep's files are
+        // addressed by absolute paths (`SweepFolder`), so a failure here changes nothing it writes.
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(cwd) }
         return todo.map { index in
             let start = Date()
             try? FileManager.default.removeItem(at: folder.failed(index))

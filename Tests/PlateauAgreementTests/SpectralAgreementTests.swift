@@ -42,4 +42,19 @@ struct SpectralAgreementTests {
         }
         #expect(r.agreesEverywhere, "\(r.summary)")
     }
+
+    /// The reference file's sizes (`../shared/reference/spectral.md`: phase retrieval at d = 2000, z₁z₂ at
+    /// d = 1000), α on both sides of α_c (½ and 0.5938), as `plateau reproduce spectral-transition` runs them.
+    @Test("at the reference sizes (PLATEAU_LONG_TESTS): phase retrieval d = 2000 and z1 z2 d = 1000, both sides of α_c",
+          .enabled(if: ProcessInfo.processInfo.environment["PLATEAU_LONG_TESTS"] != nil),
+          arguments: [("z1^2", 1, [0.25, 1, 2, 4, 8], 2000), ("z1*z2", 2, [0.4, 1, 2, 4], 1000)])
+    func referenceSizes(_ target: String, _ k: Int, _ alphas: [Double], _ d: Int) throws {
+        let scan = try SpectralScan.run(problem: Self.problem(target, k: k), alphas: alphas,
+                                        options: SpectralOptions(dimension: d, seeds: 4, masterSeed: 3))
+        let r = scan.report!
+        for c in r.comparisons {
+            print("\(target), d = \(d), α = \(c.time) \(c.observable): theory \(c.theory), measured \(c.simulationMean) ± \(c.simulationStandardError), |dev| \(abs(c.meanDeviation)) ≤ \(c.threshold)? \(c.agrees)")
+        }
+        #expect(r.agreesEverywhere, "\(r.summary)")
+    }
 }

@@ -28,8 +28,9 @@ public enum PointProcess {
         var outcome = PointOutcome(index: index, succeeded: false, exitCode: -1, signalled: false, seconds: 0)
         var launchError = ""
         do {
-            fm.createFile(atPath: folder.log(index, "out").path, contents: nil)
-            fm.createFile(atPath: folder.log(index, "err").path, contents: nil)
+            // Empty log files; a failure to create one surfaces as FileHandle's error just below.
+            _ = fm.createFile(atPath: folder.log(index, "out").path, contents: nil)
+            _ = fm.createFile(atPath: folder.log(index, "err").path, contents: nil)
             let out = try FileHandle(forWritingTo: folder.log(index, "out"))
             let err = try FileHandle(forWritingTo: folder.log(index, "err"))
             defer { try? out.close(); try? err.close() }
