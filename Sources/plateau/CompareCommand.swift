@@ -213,8 +213,11 @@ extension CompareCommand {
         do { try options.validate(problem: problem, alpha: grid[0]) } catch let error as SpecError {
             throw ValidationError("invalid GAMP settings: \(error)")
         }
-        try AMPCompare(problem: problem, alphas: grid, options: options, criterion: criterion,
-                       writer: try common.writer(default: "compare"), format: common.format, quiet: common.quiet).run()
+        let writer = try common.writer(default: "compare")
+        try control.run(out: writer.folder.path, command: "compare", spec: problem.specJSON) {
+            try AMPCompare(problem: problem, alphas: grid, options: options, criterion: criterion,
+                           writer: writer, format: common.format, quiet: common.quiet).run()
+        }
     }
 }
 

@@ -65,13 +65,24 @@ struct GAMPCommand: ParsableCommand {
     @Option(name: .long, help: "Master random seed; each seed is derived from it deterministically.")
     var seed: UInt64 = 1
 
+    @OptionGroup var control: RunOptions
+
     func run() throws {
+        WorkerThreads.limit = control.threads
         var problem = try common.problem()
         try gamp.apply(to: &problem)
         guard let a = alpha ?? problem.alpha else { throw ValidationError("no α: give --alpha or training.alpha in the spec") }
         do { try EstimationProblem.validateAlpha(a, field: "--alpha") } catch let e as SpecError { throw ValidationError("\(e)") }
         let channel = try OutputChannel(problem: problem)
         let options = gamp.options(dimension: dimension, seeds: seeds, masterSeed: seed)
+        do { try options.validate(problem: problem, alpha: a) } catch let e as SpecError { throw ValidationError("invalid GAMP settings: \(e)") }
+        let writer = try common.writer(default: "gamp")
+        try control.run(out: writer.folder.path, command: "gamp", spec: problem.specJSON) {
+            try run(problem: problem, alpha: a, channel: channel, options: options, writer: writer)
+        }
+    }
+
+    func run(problem: EstimationProblem, alpha a: Double, channel: OutputChannel, options: GAMPOptions, writer: ResultWriter) throws {
         let started = Date()
         let result: GAMPResult
         do { result = try GAMPSimulator.run(problem: problem, alpha: a, denoiser: channel, options: options) } catch let e as SpecError {
@@ -93,21 +104,23 @@ struct GAMPCommand: ParsableCommand {
             let numbers = s.meanM.values + s.standardErrorM.values + s.meanQ.values + s.standardErrorQ.values + [s.meanq, s.standardErrorq]
             summaryCSV += (["\(s.iteration)", "\(s.count)"] + numbers.map { Trajectory.format($0) }).joined(separator: ",") + "\n"
         }
-        let writer = try common.writer(default: "gamp")
         try writer.write("seeds.csv", seedsCSV)
         try writer.write("summary.csv", summaryCSV)
-        let record: [String: Any] = [
+        var record: [String: Any] = [
             "spec": problem.specTree, "version": PlateauVersion.string, "alpha": a, "dimension": dimension,
             "samples": options.sampleCount(alpha: a), "seeds": result.seeds.map { Int(bitPattern: UInt($0.seed)) },
             "statuses": result.seeds.map { $0.status.rawValue }, "iterations": gamp.iterations, "informed": gamp.informed,
             "q_final": summary.last.map { ["mean": $0.meanq, "se": $0.standardErrorq] } ?? [:],
-            "wall_seconds": Date().timeIntervalSince(started),
         ]
+        // The wall time goes to stdout only: the files are the same bytes on a rerun or a resume.
         try writer.write("report.json", JSON.string(record))
+        let seconds = Date().timeIntervalSince(started)
         switch common.format {
-        case .json: print(JSON.string(record), terminator: "")
+        case .json:
+            record["wall_seconds"] = seconds
+            print(JSON.string(record), terminator: "")
         case .table:
-            print("GAMP: \(problem.target), α = \(a), d = \(dimension), n = \(options.sampleCount(alpha: a)), \(seeds) seeds")
+            print("GAMP: \(problem.target), α = \(a), d = \(dimension), n = \(options.sampleCount(alpha: a)), \(seeds) seeds, \(String(format: "%.2f", seconds)) s")
             print(Table.render(header: ["t", "q (mean ± SE)"], rows: summary.map { ["\($0.iteration)", Table.fmt($0.meanq) + " ± " + Table.fmt($0.standardErrorq)] }))
             print("wrote \(writer.folder.path)")
         }
@@ -169,12 +182,15 @@ struct AMPCompare {
         if let w = report.worst {
             record["worst"] = ["at": w.time, "observable": w.observable, "deviation": w.meanDeviation, "threshold": w.threshold] as [String: Any]
         }
-        record["wall_seconds"] = Date().timeIntervalSince(started)
+        // The wall time goes to stdout only: the files are the same bytes on a rerun or a resume.
         try writer.write("report.json", JSON.string(record))
+        let seconds = Date().timeIntervalSince(started)
         switch format {
-        case .json: print(JSON.string(record), terminator: "")
+        case .json:
+            record["wall_seconds"] = seconds
+            print(JSON.string(record), terminator: "")
         case .table:
-            print("GAMP (d = \(options.dimension), \(options.seeds) seeds) against the state evolution: \(problem.target)")
+            print("GAMP (d = \(options.dimension), \(options.seeds) seeds) against the state evolution: \(problem.target), \(String(format: "%.2f", seconds)) s")
             let rows = report.comparisons.filter { $0.observable == "q" }.map { c in
                 [Table.fmt(c.time), Table.fmt(c.theory), Table.fmt(c.simulationMean) + " ± " + Table.fmt(c.simulationStandardError),
                  c.agrees ? "agrees" : "differs"]

@@ -3,7 +3,7 @@ import Foundation
 import PlateauCore
 import PlateauSimulation
 
-/// Worker threads and kill-and-resume, shared by `simulate`, `compare` and `reproduce`.
+/// Worker threads and kill-and-resume, shared by `simulate`, `compare`, `gamp` and `reproduce`.
 struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads (0: one per core). Results are bitwise the same for any number.")
     var threads: Int = 0

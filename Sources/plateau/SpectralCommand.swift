@@ -48,10 +48,10 @@ struct SpectralCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Which optimal estimators: L,T (default) or L (L is always computed). T needs 𝒯 = I − E[zzᵀ | y]⁻¹: a target where it is undefined is refused unless only L is asked for.", valueName: "list"))
     var estimators: String = "L,T"
 
-    @Option(name: .long, help: "Worker threads for the seeds and the α grid (0: all cores).")
-    var threads: Int = 0
+    @OptionGroup var control: RunOptions
 
     func run() throws {
+        WorkerThreads.limit = control.threads
         let problem = try common.problem()
         let alphas: [Double]
         if let alpha { alphas = try AlphaGrid.parse(alpha) } else if let a = problem.alpha { alphas = [a] } else {
@@ -71,13 +71,20 @@ struct SpectralCommand: ParsableCommand {
         var options: SpectralOptions?
         if let dimension {
             guard seeds >= 1 else { throw ValidationError("--seeds must be an integer ≥ 1 (got \(seeds))") }
-            guard threads >= 0 else { throw ValidationError("--threads must be ≥ 0 (got \(threads))") }
-            let o = SpectralOptions(dimension: dimension, seeds: seeds, masterSeed: seed, teacher: teacher, threads: threads)
+            let o = SpectralOptions(dimension: dimension, seeds: seeds, masterSeed: seed, teacher: teacher, threads: control.threads)
             for a in alphas {
                 do { try o.validate(problem: problem, alpha: a) } catch let e as SpecError { throw ValidationError("\(e)") }
             }
             options = o
         }
+        let writer = try common.writer(default: "spectral")
+        try control.run(out: writer.folder.path, command: "spectral", spec: problem.specJSON) {
+            try run(problem: problem, alphas: alphas, options: options, preprocessing: p, symmetric: symmetric, writer: writer)
+        }
+    }
+
+    func run(problem: EstimationProblem, alphas: [Double], options: SpectralOptions?, preprocessing p: Formula?, symmetric: Bool,
+             writer: ResultWriter) throws {
         let started = Date()
         let progress = Progress("spectral", parts: 1, enabled: !common.quiet && dimension != nil)
         let scan: SpectralScan
@@ -86,11 +93,12 @@ struct SpectralCommand: ParsableCommand {
                                         symmetric: symmetric) { progress.update(part: 0, fraction: $0) }
         } catch let e as SpecError { throw ValidationError("\(e)") }
         progress.done()
-        let writer = try common.writer(default: "spectral")
         try writer.write("spectral.csv", scan.csv())
+        // The wall time goes to stdout only: the files are the same bytes on a rerun or a resume.
+        let seconds = Date().timeIntervalSince(started)
         var report: [String: Any] = [
             "spec": problem.specTree, "version": PlateauVersion.string, "points": scan.records(),
-            "alpha_c": scan.alphaC, "outliers": scan.outlierMultiplicity, "wall_seconds": Date().timeIntervalSince(started),
+            "alpha_c": scan.alphaC, "outliers": scan.outlierMultiplicity,
         ]
         if let note = scan.symmetricNote { report["T"] = note }
         if let m = scan.preprocessingMinimum { report["T_preprocessing_minimum"] = m }
@@ -107,7 +115,7 @@ struct SpectralCommand: ParsableCommand {
         try writer.write("report.json", JSON.string(report))
         switch common.format {
         case .json:
-            var out: [String: Any] = ["points": scan.records(), "alpha_c": scan.alphaC]
+            var out: [String: Any] = ["points": scan.records(), "alpha_c": scan.alphaC, "wall_seconds": seconds]
             if let r = scan.report { out["agrees"] = r.agreesEverywhere }
             print(JSON.string(out), terminator: "")
         case .table:
@@ -131,7 +139,7 @@ struct SpectralCommand: ParsableCommand {
                 print(line)
             }
             if let r = scan.report { print(r.summary) }
-            print("wrote \(writer.path("spectral.csv")) and report.json")
+            print("wrote \(writer.path("spectral.csv")) and report.json (\(String(format: "%.2f", seconds)) s)")
         }
     }
 }

@@ -111,6 +111,65 @@ struct ResumeTests {
         for (name, bytes) in x { #expect(y[name] == bytes, "\(name) differs between --threads 1 and the default") }
     }
 
+    /// An amp spec for the GAMP kill-and-resume tests: sign(z₁) at α = 2 from the uninformed start.
+    static let ampSpec = "teacher: {k: 1, target: \"sign(z1)\"}\ntraining: {protocol: amp, alpha: 2}\namp: {epsilon: 0.1}\n"
+
+    @Test("gamp, compare on an amp spec, spectral --dimension: SIGKILL part way, --resume, bitwise the files of an uninterrupted run on 2 threads")
+    func gampKillAndResume() throws {
+        let root = CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let spec = try CLITests.writeSpec(Self.ampSpec, in: root)
+        let squared = try CLITests.writeSpec(Self.spectralSpec, in: root, name: "squared.yaml")
+        let gampArgs = ["--spec", spec, "--dimension", Self.gampDimension, "--seeds", "6", "--iterations", "10", "--quiet"]
+        for (command, options) in [("gamp", gampArgs), ("compare", gampArgs),
+                                   ("spectral", ["--spec", squared, "--dimension", Self.spectralDimension, "--seeds", "6", "--quiet"])] {
+            let killed = root.appendingPathComponent("\(command)-killed"), whole = root.appendingPathComponent("\(command)-whole")
+            let args = [command] + options
+            let found = try Self.killPartWay(args + ["--out", killed.path, "--threads", "1"], folder: killed, checkpoints: 2)
+            #expect(found >= 2 && found < 6, "\(command): \(found) checkpoints when killed")
+            #expect(!FileManager.default.fileExists(atPath: killed.appendingPathComponent("report.json").path))
+            let resumed = try CLITests.run(args + ["--out", killed.path, "--threads", "1", "--resume"])
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            #expect(resumed.stderr.contains("resumed: \(found) seed(s) read back"), "\(resumed.stderr)")
+            let uninterrupted = try CLITests.run(args + ["--out", whole.path, "--threads", "2"])
+            #expect(uninterrupted.status == 0)
+            let (a, b) = (Self.files(killed), Self.files(whole))
+            #expect(a.keys.sorted() == b.keys.sorted(), "\(a.keys.sorted()) vs \(b.keys.sorted())")
+            #expect(b.keys.contains("/report.json") && b.count >= 2, "\(b.keys.sorted())")
+            for (name, bytes) in b { #expect(a[name] == bytes, "\(command): \(name) differs after resume") }
+            #expect(!a.keys.contains { $0.contains("checkpoints") })
+        }
+        // A mismatched resume of gamp is refused, naming what differs.
+        let out = root.appendingPathComponent("mismatch")
+        let base = ["gamp", "--spec", spec, "--seeds", "6", "--iterations", "10", "--quiet", "--out", out.path]
+        _ = try Self.killPartWay(base + ["--dimension", Self.gampDimension, "--threads", "1"], folder: out, checkpoints: 1)
+        let r = try CLITests.run(base + ["--dimension", "700", "--resume"])
+        #expect(r.status == 64)
+        #expect(r.stderr.contains("--resume") && r.stderr.contains("arguments differs") && r.stderr.contains("700"), "\(r.stderr)")
+    }
+
+    /// GAMP's dimension in the kill tests: a seed takes ≈ 0.08 s (measured), long enough to be killed between checkpoints (polled every 0.02 s).
+    static let gampDimension = "1000"
+
+    /// A spectral spec (phase retrieval y = z₁², α = 2 above α_c = 1/2) and its dimension in the kill test (≈ 0.13 s a seed, measured).
+    static let spectralSpec = "teacher: {k: 1, target: \"z1*z1\"}\ntraining: {protocol: amp, alpha: 2}\n"
+    static let spectralDimension = "600"
+
+    @Test("dmft (Monte Carlo, 4 replicas): --threads 1 and the default write the same bytes")
+    func dmftThreads() throws {
+        let root = CLITests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let spec = try CLITests.writeSpec(MultipassCLITests.ridge, in: root)
+        let one = root.appendingPathComponent("one"), all = root.appendingPathComponent("all")
+        let args = ["dmft", "--spec", spec, "--method", "monte-carlo", "--replicas", "4", "--quiet"]
+        let a = try CLITests.run(args + ["--threads", "1", "--out", one.path])
+        let b = try CLITests.run(args + ["--out", all.path])
+        #expect(a.status == 0 && b.status == 0, "\(a.stderr) \(b.stderr)")
+        let (x, y) = (Self.files(one), Self.files(all))
+        #expect(x.count == 3 && x.keys.sorted() == y.keys.sorted(), "\(x.keys.sorted())")
+        for (name, bytes) in x { #expect(y[name] == bytes, "\(name) differs between --threads 1 and the default") }
+    }
+
     @Test("a bad spec: every problem printed at once, exit 64")
     func allProblems() throws {
         let root = CLITests.temporaryFolder()

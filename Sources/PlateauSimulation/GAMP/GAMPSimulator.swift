@@ -150,7 +150,8 @@ public struct GAMPIterationSummary: Sendable, Hashable {
 ///
 /// **Randomness.** One Xoshiro256++ stream per seed, drawn in the order W*, X, label noise, ξ; seeds
 /// run in parallel on `options.threads` workers with a fixed seed-to-worker assignment, so results
-/// do not depend on the thread count. A sample whose posterior is undefined (the denoiser returns
+/// do not depend on the thread count. With `SeedCheckpoints.current` set, each finished seed is
+/// checkpointed (bit-exact overlaps) and a checkpointed seed is read back instead of run. A sample whose posterior is undefined (the denoiser returns
 /// false) contributes g_out = 0 and ∂g = 0.
 public enum GAMPSimulator {
     /// Runs `options.seeds` seeds of GAMP at α.
@@ -165,16 +166,37 @@ public enum GAMPSimulator {
         }
         let count = options.seeds
         let workers = min(count, options.threads > 0 ? options.threads : WorkerThreads.count)
-        let slots = JobResults<GAMPSeedRun>(count: count)
+        let slots = JobResults<Swift.Result<GAMPSeedRun, any Error>>(count: count)
+        let checkpoints = SeedCheckpoints.current
+        let identity = checkpointIdentity(problem: problem, alpha: alpha, denoiser: denoiser, options: options)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var s = worker
             while s < count {
                 let seed = SeedSequence.seed(master: options.masterSeed, index: s)
-                slots.set(s, simulate(problem: problem, alpha: alpha, denoiser: denoiser, options: options, seed: seed))
+                let key = identity + "\nseed \(seed)"
+                if let stored = checkpoints?.load(identity: key, GAMPSeedRun.init(checkpoint:)) {
+                    slots.set(s, .success(stored))
+                } else {
+                    slots.set(s, Swift.Result {
+                        let run = simulate(problem: problem, alpha: alpha, denoiser: denoiser, options: options, seed: seed)
+                        try checkpoints?.save(tree: run.checkpointTree, identity: key)
+                        return run
+                    })
+                }
                 s += workers
             }
         }
-        return GAMPResult(alpha: alpha, options: options, seeds: slots.values)
+        return GAMPResult(alpha: alpha, options: options, seeds: try slots.values.map { try $0.get() })
+    }
+
+    /// What a seed's checkpoint must match besides its seed: everything that enters `simulate`
+    /// (the problem with its settings, α to the bit, the denoiser's type and the options but the
+    /// seed count and the threads).
+    static func checkpointIdentity(problem: EstimationProblem, alpha: Double, denoiser: any OutputDenoiser,
+                                   options: GAMPOptions) -> String {
+        "GAMP\nproblem \(problem.specJSON)\nalpha \(String(alpha.bitPattern, radix: 16))\ndenoiser \(type(of: denoiser)) k \(denoiser.k)"
+            + "\ndimension \(options.dimension)\niterations \(options.iterations)\ninformed \(options.informed)"
+            + "\nprecision \(options.precision.rawValue)"
     }
 
     /// One seed after validation.

@@ -134,17 +134,38 @@ public enum SpectralSimulator {
         }
         let count = options.seeds
         let workers = min(count, options.threads > 0 ? options.threads : WorkerThreads.count)
-        let slots = JobResults<Result<SpectralSeedResult, SpecError>>(count: count)
+        let slots = JobResults<Result<SpectralSeedResult, any Error>>(count: count)
+        let checkpoints = SeedCheckpoints.current
+        let identity = checkpointIdentity(problem: problem, alpha: alpha, denoiser: denoiser, options: options)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var s = worker
             while s < count {
                 let seed = SeedSequence.seed(master: options.masterSeed, index: s)
-                let state = SpectralState(problem: problem, alpha: alpha, denoiser: denoiser, options: options, seed: seed)
-                slots.set(s, Result { try state.measure() }.mapError { $0 as! SpecError })
+                let key = identity + "\nseed \(seed)"
+                if let stored = checkpoints?.load(identity: key, SpectralSeedResult.init(checkpoint:)) {
+                    slots.set(s, .success(stored))
+                } else {
+                    let state = SpectralState(problem: problem, alpha: alpha, denoiser: denoiser, options: options, seed: seed)
+                    slots.set(s, Result {
+                        let result = try state.measure()
+                        try checkpoints?.save(tree: result.checkpointTree, identity: key)
+                        return result
+                    })
+                }
                 s += workers
             }
         }
         return try slots.values.map { try $0.get() }
+    }
+
+    /// What a seed's checkpoint (`SeedCheckpoints.current`) must match besides its seed: the problem,
+    /// α to the bit, the denoiser's type and every option but the seed count and the threads.
+    static func checkpointIdentity(problem: EstimationProblem, alpha: Double, denoiser: any OutputDenoiser,
+                                   options o: SpectralOptions) -> String {
+        "spectral\nproblem \(problem.specJSON)\nalpha \(String(alpha.bitPattern, radix: 16))\ndenoiser \(type(of: denoiser)) k \(denoiser.k)"
+            + "\ndimension \(o.dimension)\nteacher \(o.teacher.rawValue)\ngroup \(o.groupSize)\nblock \(o.blockSize)"
+            + "\niterations \(o.maxIterations)\ntolerance \(String(o.tolerance.bitPattern, radix: 16))\nsymmetric \(o.symmetric)"
+            + "\npreprocessing \(o.preprocessing.map { "\($0)" } ?? "none")"
     }
 }
 

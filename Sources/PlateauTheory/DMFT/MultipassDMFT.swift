@@ -138,7 +138,8 @@ public struct MultipassDMFT: Sendable {
     }
 
     /// The Monte-Carlo effective process: `options.replicas` independent populations in parallel
-    /// over cores, each in blocks with BLAS.
+    /// on `WorkerThreads.count` threads (replica r has its own seed and slot: the result does not
+    /// depend on the thread count), each in blocks with BLAS.
     public func run(_ options: DMFTOptions = DMFTOptions(), progress: (@Sendable (Double) -> Void)? = nil) throws -> DMFTResult {
         let total = options.particles ?? settings.particles
         guard options.replicas >= 2 else {
@@ -157,7 +158,7 @@ public struct MultipassDMFT: Sendable {
         let width = k + p + 1 + T * p
         let slots = JobResults<(Trajectory, [Matrix])>(count: R)
         let experiment = self.experiment
-        DispatchQueue.concurrentPerform(iterations: R) { r in
+        WorkerThreads.forEach(R) { r in
             var rng = Xoshiro256PlusPlus(seed: SeedSequence.seed(master: options.seed, index: r))
             let process = EffectiveProcess(experiment, rows: perReplica, weight: 1 / Double(perReplica),
                                            blockSize: options.blockSize, causalNoise: options.noise == .causal,
