@@ -26,7 +26,7 @@ struct ResumeTests {
     }
 
     /// Starts `plateau args`, waits until `folder/checkpoints` holds at least `checkpoints` seed
-    /// files, and kills the process with SIGKILL. Returns the number of checkpoints found.
+    /// files, and kills the process with SIGKILL. Returns the number of complete checkpoints left after the kill.
     static func killPartWay(_ args: [String], folder: URL, checkpoints: Int) throws -> Int {
         let process = Process()
         process.executableURL = CLITests.binary
@@ -44,7 +44,10 @@ struct ResumeTests {
         }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        return found
+        // Counted again once the process is dead: a seed may have finished between the poll and the kill.
+        // Only complete checkpoints count (written atomically as seed-….json; a rename never half-happens).
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [])
+            .filter { $0.hasPrefix("seed-") && $0.hasSuffix(".json") }.count
     }
 
     @Test("simulate and compare: SIGKILL part way, --resume, bitwise the files of an uninterrupted run on 2 threads")
