@@ -215,8 +215,7 @@ struct MultipassTests {
         let experiment = MultipassReference.reluExperiment(alpha: 5, steps: 6)
         let d = Self.long ? 2500 : 800, seeds = Self.long ? 32 : 12
         let particles = Self.long ? 4_000_000 : 500_000
-        // dmft.md §2's tolerance 0.002 (in m and the test error) as the allowance b/d; z·√(SE²_sim + SE²_DMFT) on top.
-        let criterion = AgreementCriterion(familywiseAlpha: 0.01, finiteSizeAllowance: 0.002 * Double(d), integratorTolerance: 0)
+        let criterion = Self.simulatorCriterion(dimension: d)
         let start = Date()
         let run = try MultipassComparison.run(experiment, dimension: d, seeds: seeds, masterSeed: 21,
                                               dmft: DMFTOptions(particles: particles, seed: 5), criterion: criterion)
@@ -267,10 +266,9 @@ struct MultipassTests {
             initialization: .orthogonal(Q: .identity(4)))
         let d = Self.long ? 1600 : 400, seeds = Self.long ? 32 : 16
         let particles = Self.long ? 1_000_000 : 100_000
-        // The same criterion as the α = 5 comparison: z·√(SE²_sim + SE²_DMFT) plus dmft.md §2's 0.002 as the
-        // allowance b/d; compared at 7 of the 51 steps, so that the Bonferroni z over (step, observable) stays
-        // near 6 with 16 seeds instead of 12 over all steps with 8.
-        let criterion = AgreementCriterion(familywiseAlpha: 0.01, finiteSizeAllowance: 0.002 * Double(d), integratorTolerance: 0)
+        // Compared at 7 of the 51 steps, so that the Bonferroni z over (step, observable) stays near 6 with 16
+        // seeds instead of 12 over all steps with 8.
+        let criterion = Self.simulatorCriterion(dimension: d)
         let start = Date()
         let run = try MultipassComparison.run(experiment, dimension: d, seeds: seeds, masterSeed: 33,
                                               dmft: DMFTOptions(particles: particles, seed: 8), criterion: criterion)
@@ -284,6 +282,12 @@ struct MultipassTests {
         print("p = k = 4, T = 50, S = \(run.theory.particles): \(report.summary); worst \(report.worst.map { "\($0.observable) at t = \($0.time): \(abs($0.meanDeviation) / $0.threshold)" } ?? "-") (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
         #expect(report.comparisons.count == 7 * MultipassComparison.observables(run.simulation[0].observables).count)
         #expect(report.agreesEverywhere, "\(report.summary)")
+    }
+
+    /// DMFT against Plateau's simulator: z·√(SE²_sim + SE²_DMFT) (Bonferroni, family-wise 1%) plus dmft.md §2's
+    /// tolerance 0.002 (in m and the test error) as the allowance b/d.
+    static func simulatorCriterion(dimension d: Int) -> AgreementCriterion {
+        AgreementCriterion(familywiseAlpha: 0.01, finiteSizeAllowance: 0.002 * Double(d), integratorTolerance: 0)
     }
 
     /// b of the finite-size allowance b/d for the ridge comparisons (in the observables' units).

@@ -16,10 +16,12 @@ struct CLITests {
 
     struct Run { var status: Int32; var stdout: String; var stderr: String }
 
-    static func run(_ args: [String]) throws -> Run {
+    /// Runs `executable` (default: the built `plateau`) with `args`, in `folder` when given.
+    static func run(_ args: [String], executable: URL? = nil, in folder: URL? = nil) throws -> Run {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = executable ?? binary
         process.arguments = args
+        if let folder { process.currentDirectoryURL = folder }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -18,21 +18,6 @@ struct FigureTests {
         return names.filter { FileManager.default.fileExists(atPath: root.appendingPathComponent("\($0)/plot.ipynb").path) }.sorted()
     }
 
-    static func run(_ executable: String, _ args: [String], in folder: URL? = nil) throws -> CLITests.Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = args
-        if let folder { process.currentDirectoryURL = folder }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CLITests.Run(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
-
     @Test("each study's notebook runs on quick data and writes PNGs", .enabled(if: enabled), arguments: studies)
     func notebook(_ name: String) throws {
         let python = try #require(Self.environment["PLATEAU_PYTHON"], "PLATEAU_PYTHON: the figures environment's python (make figures-test sets it)")
@@ -59,7 +44,8 @@ struct FigureTests {
             let r = try CLITests.run(["reproduce", name, "--quick", "--quiet", "--out", folder.path])
             #expect(r.status == 0, "\(r.stderr)")
         }
-        let nb = try Self.run(python, [Self.repository.appendingPathComponent("scripts/figures/run_notebooks.py").path, folder.path])
+        let nb = try CLITests.run([Self.repository.appendingPathComponent("scripts/figures/run_notebooks.py").path, folder.path],
+                                  executable: URL(fileURLWithPath: python))
         #expect(nb.status == 0, "\(name): \(nb.stdout)\n\(nb.stderr)")
         let pngs = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".png") }
         #expect(!pngs.isEmpty, "\(name): no figure written")

@@ -50,26 +50,34 @@ struct ResumeTests {
             .filter { $0.hasPrefix("seed-") && $0.hasSuffix(".json") }.count
     }
 
+    /// Runs `args` (6 seeds) on one thread, kills it with SIGKILL after 2 checkpoints, resumes it, and checks
+    /// that every output file equals, byte for byte, those of an uninterrupted run on 2 threads, with the
+    /// checkpoints read back and removed. Folders `<command>-killed` and `<command>-whole` under `root`.
+    static func checkKillAndResume(_ args: [String], in root: URL) throws {
+        let command = args[0]
+        let killed = root.appendingPathComponent("\(command)-killed"), whole = root.appendingPathComponent("\(command)-whole")
+        let found = try killPartWay(args + ["--out", killed.path, "--threads", "1"], folder: killed, checkpoints: 2)
+        #expect(found >= 2 && found < 6, "\(command): \(found) checkpoints when killed")
+        #expect(!FileManager.default.fileExists(atPath: killed.appendingPathComponent("report.json").path))
+        let resumed = try CLITests.run(args + ["--out", killed.path, "--threads", "1", "--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("resumed: \(found) seed(s) read back"), "\(resumed.stderr)")
+        let uninterrupted = try CLITests.run(args + ["--out", whole.path, "--threads", "2"])
+        #expect(uninterrupted.status == 0)
+        let (a, b) = (files(killed), files(whole))
+        #expect(a.keys.sorted() == b.keys.sorted(), "\(a.keys.sorted()) vs \(b.keys.sorted())")
+        #expect(b.keys.contains("/report.json") && b.count >= 2, "\(b.keys.sorted())")
+        for (name, bytes) in b { #expect(a[name] == bytes, "\(command): \(name) differs after resume") }
+        #expect(!a.keys.contains { $0.contains("checkpoints") })
+    }
+
     @Test("simulate and compare: SIGKILL part way, --resume, bitwise the files of an uninterrupted run on 2 threads")
     func killAndResume() throws {
         let root = CLITests.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: root) }
         let spec = try CLITests.writeSpec(Self.spec, in: root)
         for command in ["simulate", "compare"] {
-            let killed = root.appendingPathComponent("\(command)-killed"), whole = root.appendingPathComponent("\(command)-whole")
-            let args = [command, "--spec", spec, "--dimension", "400", "--seeds", "6", "--quiet"]
-            let found = try Self.killPartWay(args + ["--out", killed.path, "--threads", "1"], folder: killed, checkpoints: 2)
-            #expect(found >= 2 && found < 6, "\(command): \(found) checkpoints when killed")
-            #expect(!FileManager.default.fileExists(atPath: killed.appendingPathComponent("report.json").path))
-            let resumed = try CLITests.run(args + ["--out", killed.path, "--threads", "1", "--resume"])
-            #expect(resumed.status == 0, "\(resumed.stderr)")
-            #expect(resumed.stderr.contains("resumed: \(found) seed(s) read back"), "\(resumed.stderr)")
-            let uninterrupted = try CLITests.run(args + ["--out", whole.path, "--threads", "2"])
-            #expect(uninterrupted.status == 0)
-            let (a, b) = (Self.files(killed), Self.files(whole))
-            #expect(a.keys.sorted() == b.keys.sorted(), "\(a.keys.sorted()) vs \(b.keys.sorted())")
-            for (name, bytes) in b { #expect(a[name] == bytes, "\(command): \(name) differs after resume") }
-            #expect(!a.keys.contains { $0.contains("checkpoints") })
+            try Self.checkKillAndResume([command, "--spec", spec, "--dimension", "400", "--seeds", "6", "--quiet"], in: root)
         }
     }
 
@@ -126,21 +134,7 @@ struct ResumeTests {
         let gampArgs = ["--spec", spec, "--dimension", Self.gampDimension, "--seeds", "6", "--iterations", "10", "--quiet"]
         for (command, options) in [("gamp", gampArgs), ("compare", gampArgs),
                                    ("spectral", ["--spec", squared, "--dimension", Self.spectralDimension, "--seeds", "6", "--quiet"])] {
-            let killed = root.appendingPathComponent("\(command)-killed"), whole = root.appendingPathComponent("\(command)-whole")
-            let args = [command] + options
-            let found = try Self.killPartWay(args + ["--out", killed.path, "--threads", "1"], folder: killed, checkpoints: 2)
-            #expect(found >= 2 && found < 6, "\(command): \(found) checkpoints when killed")
-            #expect(!FileManager.default.fileExists(atPath: killed.appendingPathComponent("report.json").path))
-            let resumed = try CLITests.run(args + ["--out", killed.path, "--threads", "1", "--resume"])
-            #expect(resumed.status == 0, "\(resumed.stderr)")
-            #expect(resumed.stderr.contains("resumed: \(found) seed(s) read back"), "\(resumed.stderr)")
-            let uninterrupted = try CLITests.run(args + ["--out", whole.path, "--threads", "2"])
-            #expect(uninterrupted.status == 0)
-            let (a, b) = (Self.files(killed), Self.files(whole))
-            #expect(a.keys.sorted() == b.keys.sorted(), "\(a.keys.sorted()) vs \(b.keys.sorted())")
-            #expect(b.keys.contains("/report.json") && b.count >= 2, "\(b.keys.sorted())")
-            for (name, bytes) in b { #expect(a[name] == bytes, "\(command): \(name) differs after resume") }
-            #expect(!a.keys.contains { $0.contains("checkpoints") })
+            try Self.checkKillAndResume([command] + options, in: root)
         }
         // A mismatched resume of gamp is refused, naming what differs.
         let out = root.appendingPathComponent("mismatch")
