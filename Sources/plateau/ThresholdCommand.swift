@@ -24,13 +24,19 @@ struct ThresholdCommand: ParsableCommand {
     @Option(name: .customLong("alpha-max"), help: "Upper end of the α range of --hierarchy.")
     var alphaMax: Double = 20
 
+    @Flag(name: .long, help: "Resolve a noiseless product output (z1*z2, z1*z2*z3, …) in the channel's bins like any continuous output, instead of its exact law (the general route, to check one against the other).")
+    var binned = false
+
     func run() throws {
         let problem = try common.problem()
         let started = Date()
-        let se = try StateEvolution(problem: problem)
-        let a = se.weakRecovery()
         guard alphaMax.isFinite, alphaMax > 0.02 else { throw ValidationError("--alpha-max must be a finite number > 0.02 (got \(alphaMax))") }
-        let stages = hierarchy ? se.hierarchy(alphaMax: alphaMax) : []
+        // A noiseless product of coordinates has an exact law (no channel needed unless the hierarchy runs
+        // the state evolution).
+        let law = binned ? nil : ProductOutputLaw(problem: problem)
+        let se = law == nil || hierarchy ? try StateEvolution(problem: problem) : nil
+        let a = law.map { WeakRecoveryAnalysis(law: $0) } ?? se!.weakRecovery(exactProduct: false)
+        let stages = hierarchy ? se!.hierarchy(alphaMax: alphaMax) : []
         var record: [String: Any] = [
             "alpha_c": a.alphaC == .infinity ? "inf" : a.alphaC as Any,
             "easy_threshold": a.easyThreshold == .infinity ? "inf" : a.easyThreshold as Any,
@@ -41,7 +47,7 @@ struct ThresholdCommand: ParsableCommand {
             "operator_eigenvalues": a.operatorEigenvalues,
             "operator_resolution": a.operatorResolution,
             "target": problem.target.description, "k": problem.k, "noise": problem.noise,
-            "channel": channelRecord(se),
+            "channel": law.map(productRecord) ?? channelRecord(se!),
         ]
         if hierarchy {
             record["hierarchy"] = stages.map { ["alpha": $0.alpha, "rank": $0.rank, "directions": $0.directions] as [String: Any] }
@@ -57,7 +63,7 @@ struct ThresholdCommand: ParsableCommand {
             print(JSON.string(record), terminator: "")
         case .table:
             func vec(_ v: [Double]) -> String { "(" + v.map { String(format: "%.4f", $0) }.joined(separator: ", ") + ")" }
-            print("weak recovery: \(problem.target) (k = \(problem.k), Δ = \(problem.noise)); \(channelDescription(se))")
+            print("weak recovery: \(problem.target) (k = \(problem.k), Δ = \(problem.noise)); \(law.map(productDescription) ?? channelDescription(se!))")
             print("alpha_c = \(a.alphaC == .infinity ? "inf" : String(format: "%.10g", a.alphaC))")
             print("trivial subspace: \(a.trivialSubspace.isEmpty ? "none" : a.trivialSubspace.map(vec).joined(separator: ", "))")
             print("λ_max(𝓕) = \(String(format: "%.10g", a.operatorTopEigenvalue)) (resolution \(String(format: "%.2g", a.operatorResolution))), easy threshold 1/λ_max = \(a.easyThreshold == .infinity ? "inf" : String(format: "%.10g", a.easyThreshold))")
@@ -69,4 +75,16 @@ struct ThresholdCommand: ParsableCommand {
             print("wrote \(writer.path("threshold.json"))")
         }
     }
+}
+
+/// The record of the exact product law (`plateau threshold`'s "channel" entry for a product output).
+func productRecord(_ law: ProductOutputLaw) -> [String: Any] {
+    ["output": "continuous, product of \(law.factors.count) coordinates (exact law)", "atoms": law.atoms.count,
+     "sum_rule_error": law.sumRuleError]
+}
+
+func productDescription(_ law: ProductOutputLaw) -> String {
+    "noiseless product of \(law.factors.count) coordinates: exact law "
+        + (law.factors.count == 2 ? "(Bessel K₀, K₁)" : "(one-dimensional integrals of Bessel K₀, K₁)")
+        + ", sum rules to \(String(format: "%.1e", law.sumRuleError))"
 }

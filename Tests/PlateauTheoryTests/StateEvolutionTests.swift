@@ -15,10 +15,11 @@ struct StateEvolutionTests {
         return EstimationProblem(teacher: TeacherSpec(link: g, noiseVariance: noise), alpha: alpha, settings: settings)
     }
 
+    /// The analysis through the channel's labels (the general route; a product output's exact law is not used).
     static func analysis(_ target: String, k: Int, noise: Double = 0, resolution: Double? = nil) throws -> WeakRecoveryAnalysis {
         let p = problem(target, k: k, noise: noise)
         let channel = try OutputChannel(problem: p, resolution: resolution)
-        return try StateEvolution(problem: p, channel: channel).weakRecovery()
+        return try StateEvolution(problem: p, channel: channel).weakRecovery(exactProduct: false)
     }
 
     /// ∫₀^∞ f by GSL's QAGIU (absolute tolerance 1e-13).

@@ -24,6 +24,8 @@ public struct WeakRecoveryStudy: Reproduction {
         var resolution: Double? = nil
         var reference: Double? = nil
         var referenceNote: String = ""
+        /// false: a product output through the channel's bins (the general route) instead of its exact law.
+        var exactProduct = true
     }
 
     static let cases: [Case] = [
@@ -31,7 +33,10 @@ public struct WeakRecoveryStudy: Reproduction {
         Case(label: "phase retrieval, h = 0.04", target: "z1^2", k: 1, resolution: 0.04, reference: 0.5, referenceNote: "1/2"),
         Case(label: "noisy phase retrieval", target: "z1^2", k: 1, noise: 0.01, reference: 0.5020947, referenceNote: "quadrature (reference file)"),
         Case(label: "linear", target: "z1", k: 1, reference: 0, referenceNote: "trivial"),
-        Case(label: "product z1 z2", target: "z1*z2", k: 2, reference: nil, referenceNote: "Bessel reduction (test)"),
+        Case(label: "product z1 z2", target: "z1*z2", k: 2, reference: nil, referenceNote: "exact law (Bessel K₀, K₁)"),
+        Case(label: "product z1 z2, binned h = 0.02", target: "z1*z2", k: 2, referenceNote: "general route: O(h²) from the exact law",
+             exactProduct: false),
+        Case(label: "product z1 z2 z3", target: "z1*z2*z3", k: 3, reference: nil, referenceNote: "exact law (1-D Bessel integrals)"),
         Case(label: "sign(z1 z2)", target: "sign(z1*z2)", k: 2, reference: Double.pi * Double.pi / 4, referenceNote: "π²/4"),
         Case(label: "parity k = 3", target: "sign(z1*z2*z3)", k: 3, reference: .infinity, referenceNote: "G = 0"),
         Case(label: "sign committee k = 3", target: "sign(z1) + sign(z2) + sign(z3)", k: 3, reference: 0, referenceNote: "trivial span(1,1,1)"),
@@ -61,12 +66,16 @@ public struct WeakRecoveryStudy: Reproduction {
         let started = Date()
         let quick = settings.quick
         // 1. Thresholds.
-        let cases = Self.cases.filter { !(quick && $0.k == 3 && $0.resolution != nil) }
+        let cases = Self.cases.filter { !(quick && ($0.k == 3 && $0.resolution != nil || !$0.exactProduct)) }
         let thresholds = Reproductions.parallel(cases, stage: "thresholds", progress) { c -> (Case, WeakRecoveryAnalysis?, Double, String) in
             let t0 = Date()
             do {
-                let se = try StateEvolution(problem: Self.problem(c))
-                let analysis = se.weakRecovery()
+                let problem = Self.problem(c)
+                if c.exactProduct, let law = ProductOutputLaw(problem: problem) {
+                    return (c, WeakRecoveryAnalysis(law: law), Date().timeIntervalSince(t0), "exact product law")
+                }
+                let se = try StateEvolution(problem: problem)
+                let analysis = se.weakRecovery(exactProduct: false)
                 let output: String
                 switch se.channel.alphabet {
                 case .discrete: output = "discrete"
@@ -147,7 +156,8 @@ extension WeakRecoveryStudy {
         }
         result.add("thresholds.csv", table)
         for (c, _, _, _) in thresholds {
-            result.addSpec(specName(c.label), problem(c), comment: "\(c.label): plateau threshold --spec specs/\(specName(c.label)).yaml")
+            result.addSpec(specName(c.label), problem(c),
+                           comment: "\(c.label): plateau threshold --spec specs/\(specName(c.label)).yaml\(c.exactProduct ? "" : " --binned")")
         }
 
         var curveTable = CSVTable(columns: ["case", "target", "alpha", "q", "mse", "iterations", "status"])
@@ -189,9 +199,10 @@ extension WeakRecoveryStudy {
             ## Thresholds (`thresholds.csv`)
 
             Computed by `plateau threshold` (EQUATIONS.md §2): the trivial subspace (E[z|y] ≠ 0: α_c = 0), else \
-            α_c = 1/λ_max of 𝓕(A) = E_y[G(y)AG(y)], with the easy subspace from its top eigenvector. A continuous \
-            output is resolved in bins of width h (the noiseless limit is h → 0: z₁² converges like h², a mixed \
-            output such as z₁² + sign(z₁z₂z₃) only like h, so two widths are listed).
+            α_c = 1/λ_max of 𝓕(A) = E_y[G(y)AG(y)], with the easy subspace from its top eigenvector. A noiseless \
+            product of coordinates (z₁z₂, z₁z₂z₃) has an exact law (Bessel K₀, K₁; sum rules to 10⁻¹⁵); any other \
+            continuous output is resolved in bins of width h (the noiseless limit is h → 0: z₁² and z₁z₂ converge \
+            like h², a mixed output such as z₁² + sign(z₁z₂z₃) only like h, so two widths are listed).
 
             \(thresholdMarkdown)
 

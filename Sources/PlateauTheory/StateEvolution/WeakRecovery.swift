@@ -41,8 +41,11 @@ public struct WeakRecoveryAnalysis: Sendable, Hashable {
 }
 
 extension StateEvolution {
-    /// The atoms of the output's conditional law under the prior (see `PriorConditional`).
-    public func priorConditionals() -> [PriorConditional] {
+    /// The atoms of the output's conditional law under the prior (see `PriorConditional`): exact for a
+    /// noiseless product of coordinates (`ProductOutputLaw`, unless `exactProduct` is false), otherwise from
+    /// the channel's labels.
+    public func priorConditionals(exactProduct: Bool = true) -> [PriorConditional] {
+        if exactProduct, let law = ProductOutputLaw(problem: problem) { return law.atoms }
         let k = problem.k
         let rm = channel.regionMoments(omega: [Double](repeating: 0, count: k), V: .identity(k), secondMoments: true)!
         let L = channel.labelCount, values = channel.labelValues
@@ -74,24 +77,46 @@ extension StateEvolution {
         return atoms
     }
 
-    /// The weak-recovery threshold, the trivial and the easy subspace.
-    public func weakRecovery() -> WeakRecoveryAnalysis {
+    /// The weak-recovery threshold, the trivial and the easy subspace (for a noiseless product of
+    /// coordinates from its exact law, `ProductOutputLaw`, without the channel's bins, unless `exactProduct`
+    /// is false).
+    public func weakRecovery(exactProduct: Bool = true) -> WeakRecoveryAnalysis {
+        if exactProduct, let law = ProductOutputLaw(problem: problem) { return WeakRecoveryAnalysis(law: law) }
         let k = problem.k
-        let atoms = priorConditionals()
-        // Trivial subspace: the range of E_y[E[z|y]E[z|y]ᵀ].
-        var trivial = Matrix(rows: k, cols: k)
-        for a in atoms { for i in 0..<k { for j in 0..<k { trivial[i, j] += a.weight * a.mean[i] * a.mean[j] } } }
-        let (tv, tvec) = GSL.symmetricEigen(trivial)
+        let atoms = priorConditionals(exactProduct: false)
         // A binned (continuous) output is integrated to a limited accuracy on the outer cells: an eigenvalue
         // of the trivial matrix counts when it exceeds ten times the change of that matrix under one
         // refinement of the outer rule (a discrete output's cells are split at its jumps, and 10⁻¹⁰ serves).
         var trivialResolution = 1e-10
         if case .binned = channel.alphabet, k > 1, let refined = try? StateEvolution(
             problem: problem, channel: OutputChannel(problem: problem, resolution: channel.binWidth, refinement: 1)) {
-            var fine = Matrix(rows: k, cols: k)
-            for a in refined.priorConditionals() { for i in 0..<k { for j in 0..<k { fine[i, j] += a.weight * a.mean[i] * a.mean[j] } } }
+            let trivial = WeakRecoveryAnalysis.trivialMatrix(atoms, k: k)
+            let fine = WeakRecoveryAnalysis.trivialMatrix(refined.priorConditionals(exactProduct: false), k: k)
             trivialResolution = max(trivialResolution, 10 * zip(fine.values, trivial.values).map { abs($0 - $1) }.max()!)
         }
+        return WeakRecoveryAnalysis(atoms: atoms, k: k, sumRuleError: channel.sumRuleError, trivialResolution: trivialResolution)
+    }
+}
+
+extension WeakRecoveryAnalysis {
+    /// The analysis of a noiseless product output from its exact law (no channel is built).
+    public init(law: ProductOutputLaw) {
+        self.init(atoms: law.atoms, k: law.k, sumRuleError: law.sumRuleError, trivialResolution: 1e-10)
+    }
+
+    /// E_y[E[z|y]E[z|y]ᵀ] over the atoms.
+    static func trivialMatrix(_ atoms: [PriorConditional], k: Int) -> Matrix {
+        var trivial = Matrix(rows: k, cols: k)
+        for a in atoms { for i in 0..<k { for j in 0..<k { trivial[i, j] += a.weight * a.mean[i] * a.mean[j] } } }
+        return trivial
+    }
+
+    /// The analysis from the atoms of the output's conditional law, whose G are known to `sumRuleError`
+    /// per unit probability; eigenvalues of the trivial matrix count above `trivialResolution`.
+    init(atoms: [PriorConditional], k: Int, sumRuleError: Double, trivialResolution: Double) {
+        // Trivial subspace: the range of E_y[E[z|y]E[z|y]ᵀ].
+        let trivial = Self.trivialMatrix(atoms, k: k)
+        let (tv, tvec) = GSL.symmetricEigen(trivial)
         let trivialBasis = (0..<k).filter { tv[$0] > trivialResolution }.map { e in (0..<k).map { tvec[$0, e] } }
         // 𝓕 on an orthonormal basis of Sym(k): E_ii and (E_ij + E_ji)/√2.
         var basis: [Matrix] = []
@@ -145,13 +170,13 @@ extension StateEvolution {
         // Resolution of λ_max: each atom's G is known to ε/Z (ε the sum-rule error of the channel, Z the
         // atom's probability), so its term Z·G A G in 𝓕 is known to 2ε‖G‖ + min(ε²/Z, ε); below the sum of
         // these, 𝓕 is zero within accuracy (α_c = ∞).
-        let epsilon = max(channel.sumRuleError, 1e-16)
+        let epsilon = max(sumRuleError, 1e-16)
         let resolution = atoms.reduce(0.0) { total, a in
             let norm = a.G.values.map { $0 * $0 }.reduce(0, +).squareRoot()
             return total + 2 * epsilon * norm + min(epsilon * epsilon / a.weight, epsilon)
         }
         let easyThreshold = top > resolution ? 1 / top : .infinity
-        return WeakRecoveryAnalysis(
+        self.init(
             alphaC: trivialBasis.isEmpty ? easyThreshold : 0, trivialMatrix: trivial, trivialSubspace: trivialBasis,
             operatorEigenvalues: fv, topEigenvector: eigenvector, easyThreshold: easyThreshold,
             easySubspace: top > resolution ? easy : [], operatorResolution: resolution,
