@@ -17,11 +17,22 @@ func problem(_ target: String, k: Int, noise: Double = 0) -> EstimationProblem {
     EstimationProblem(teacher: TeacherSpec(link: try! Formula(parsing: target, variables: .target(k: k)), noiseVariance: noise))
 }
 
-print("target\tk\talpha_c\tthreshold_s")
-for (target, k) in [("sign(z1*z2)", 2), ("z1*z2", 2), ("z1^2", 1), ("sign(z1*z2*z3)", 3)] {
-    var alphaC = 0.0
-    let t = try seconds { alphaC = try StateEvolution(problem: problem(target, k: k)).weakRecovery().alphaC }
-    print("\(target)\t\(k)\t\(alphaC)\t\(String(format: "%.3f", t))")
+// As `plateau threshold` does: a noiseless product of coordinates from its exact law (no channel built),
+// any other output through the channel (its build included); "binned" forces the channel for a product.
+print("target\tk\troute\talpha_c\tthreshold_s")
+for (target, k, binned) in [("sign(z1*z2)", 2, false), ("z1*z2", 2, false), ("z1*z2", 2, true), ("z1*z2*z3", 3, false),
+                            ("z1^2", 1, false), ("sign(z1*z2*z3)", 3, false)] {
+    var alphaC = 0.0, route = "channel"
+    let t = try seconds {
+        let p = problem(target, k: k)
+        if !binned, let law = ProductOutputLaw(problem: p) {
+            alphaC = WeakRecoveryAnalysis(law: law).alphaC
+            route = "exact product law"
+        } else {
+            alphaC = try StateEvolution(problem: p).weakRecovery(exactProduct: false).alphaC
+        }
+    }
+    print("\(target)\t\(k)\t\(route)\t\(alphaC)\t\(String(format: "%.3f", t))")
 }
 let se = try StateEvolution(problem: problem("sign(z1*z2)", k: 2))
 let alphas = (0..<50).map { 2 + 0.04 * Double($0) }
