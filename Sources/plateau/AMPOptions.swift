@@ -29,8 +29,11 @@ struct EstimationOptions: ParsableArguments {
             guard FileManager.default.isReadableFile(atPath: spec) else {
                 throw ValidationError("--spec: cannot read the file \(spec)")
             }
+            var overrides: [SpecOverride] = []
+            if let noise { overrides.append(SpecOverride("teacher.noise", noise)) }
+            if let damping { overrides.append(SpecOverride("amp.damping", damping)) }
             do {
-                p = try EstimationProblem(contentsOf: URL(fileURLWithPath: spec))
+                p = try EstimationProblem(contentsOf: URL(fileURLWithPath: spec), overrides: overrides)
             } catch let error as SpecError {
                 throw ValidationError("invalid specification \(spec): \(error)")
             }

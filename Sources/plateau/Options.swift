@@ -49,7 +49,14 @@ struct SpecOptions: ParsableArguments {
             guard FileManager.default.isReadableFile(atPath: spec) else {
                 throw ValidationError("--spec: cannot read the file \(spec)")
             }
-            do { e = try Experiment(contentsOf: URL(fileURLWithPath: spec)) } catch let error as SpecError {
+            // The overrides go into the file's tree before it is checked: a file may leave out what the
+            // command line gives.
+            var overrides: [SpecOverride] = []
+            if let time { overrides.append(SpecOverride("training.time", time)) }
+            if let learningRate { overrides.append(SpecOverride("training.learningRate", learningRate)) }
+            if let batchSize { overrides.append(SpecOverride("training.batchSize", batchSize)) }
+            if let loss { overrides.append(SpecOverride("training.loss", loss.rawValue)) }
+            do { e = try Experiment(contentsOf: URL(fileURLWithPath: spec), overrides: overrides) } catch let error as SpecError {
                 throw ValidationError("invalid specification \(spec): \(error)")
             }
         } else {

@@ -64,19 +64,21 @@ struct SECommand: ParsableCommand {
         try writer.write("se.csv", csv)
         let report: [String: Any] = [
             "spec": problem.specTree, "version": PlateauVersion.string, "points": records,
-            "channel": channelRecord(se), "wall_seconds": Date().timeIntervalSince(started),
+            "channel": channelRecord(se),
         ]
+        // The wall time goes to stdout only: the files are the same bytes on a rerun.
         try writer.write("report.json", JSON.string(report))
+        let seconds = Date().timeIntervalSince(started)
         switch common.format {
         case .json:
-            print(JSON.string(["points": records, "channel": channelRecord(se)]), terminator: "")
+            print(JSON.string(["points": records, "channel": channelRecord(se), "wall_seconds": seconds]), terminator: "")
         case .table:
             print("state evolution: \(problem.target) (k = \(k), Δ = \(problem.noise)); \(channelDescription(se))")
             print(String(format: "%10@ %12@ %10@ %12@ %6@  %@", "alpha", "start", "q", "mse", "iter", "status"))
             for run in runs.joined() {
                 print(String(format: "%10.4g %12@ %10.6f %12.6g %6d  %@", run.alpha, run.start, run.q, run.mse, run.iterations, run.status.rawValue))
             }
-            print("wrote \(writer.path("se.csv")) and report.json")
+            print("wrote \(writer.path("se.csv")) and report.json (\(String(format: "%.2f", seconds)) s)")
         }
     }
 }

@@ -140,9 +140,10 @@ public struct StateEvolutionSettings: Sendable, Hashable {
 
 extension EstimationProblem {
     /// Parses a YAML or JSON specification of the amp protocol and validates it.
-    public init(specText: String) throws {
+    public init(specText: String, overrides: [SpecOverride] = []) throws {
         let problems = SpecProblems()
-        let problem = try SpecReader(try SpecReader.topLevel(specText), path: "", problems: problems).estimationProblem()
+        let tree = try SpecOverride.apply(overrides, to: try SpecReader.topLevel(specText))
+        let problem = try SpecReader(tree, path: "", problems: problems).estimationProblem()
         problem.check(into: problems)
         try problems.throwIfAny()
         self = problem
@@ -153,9 +154,9 @@ extension EstimationProblem {
         try self.init(specText: try SpecReader.text(of: specData))
     }
 
-    /// Reads a specification file (YAML or JSON) of the amp protocol.
-    public init(contentsOf url: URL) throws {
-        try self.init(specText: try SpecReader.read(url))
+    /// Reads a specification file (YAML or JSON) of the amp protocol, with `overrides` set before it is checked.
+    public init(contentsOf url: URL, overrides: [SpecOverride] = []) throws {
+        try self.init(specText: try SpecReader.read(url), overrides: overrides)
     }
 
     /// The protocol a spec text names (`training.protocol`, default online), without validating the rest.

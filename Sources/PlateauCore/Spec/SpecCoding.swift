@@ -8,9 +8,13 @@ import Foundation
 extension Experiment {
     /// Parses a YAML or JSON specification and validates it. Every problem of the file is reported at
     /// once: the thrown `SpecError` carries them all (`SpecError.all`), each naming its field and value.
-    public init(specText: String) throws {
+    ///
+    /// `overrides` set fields before anything is checked (the command line's `--learning-rate` and the
+    /// like), so a file may leave out a field the command line gives.
+    public init(specText: String, overrides: [SpecOverride] = []) throws {
         let problems = SpecProblems()
-        let experiment = try SpecReader(try SpecReader.topLevel(specText), path: "", problems: problems).experiment()
+        let tree = try SpecOverride.apply(overrides, to: try SpecReader.topLevel(specText))
+        let experiment = try SpecReader(tree, path: "", problems: problems).experiment()
         experiment.check(into: problems)
         try problems.throwIfAny()
         self = experiment
@@ -22,9 +26,9 @@ extension Experiment {
         try self.init(specText: try SpecReader.text(of: specData))
     }
 
-    /// Reads a specification file (YAML or JSON).
-    public init(contentsOf url: URL) throws {
-        try self.init(specText: try SpecReader.read(url))
+    /// Reads a specification file (YAML or JSON), with `overrides` set before it is checked.
+    public init(contentsOf url: URL, overrides: [SpecOverride] = []) throws {
+        try self.init(specText: try SpecReader.read(url), overrides: overrides)
     }
 
     static func show(_ value: Any?) -> String {
@@ -481,5 +485,34 @@ struct SpecReader {
             return .linear(count: try r.int("linear"))
         }
         throw SpecError(field: field, value: Experiment.show(v), reason: "must be log, linear, a mapping or a list")
+    }
+}
+
+/// A field of a specification set from outside the file (a command-line override): its dotted path and
+/// a value as the file would hold it (a number, a string, …). Applied to the file's tree before it is read,
+/// so the override counts for the checks (a required field the file leaves out, a bound that involves it).
+public struct SpecOverride: @unchecked Sendable {
+    public var path: [String]
+    public var value: Any
+
+    public init(_ dottedPath: String, _ value: Any) {
+        path = dottedPath.split(separator: ".").map(String.init)
+        self.value = value
+    }
+
+    /// `tree` with every override set (sections created when missing; a section that holds a value
+    /// instead of fields is left for the reader to refuse).
+    static func apply(_ overrides: [SpecOverride], to tree: [String: Any]) throws -> [String: Any] {
+        var tree = tree
+        for o in overrides where !o.path.isEmpty { set(&tree, o.path[...], o.value) }
+        return tree
+    }
+
+    private static func set(_ map: inout [String: Any], _ path: ArraySlice<String>, _ value: Any) {
+        let key = path.first!
+        if path.count == 1 { map[key] = value; return }
+        guard var child = (map[key] ?? [String: Any]()) as? [String: Any] else { return }
+        set(&child, path.dropFirst(), value)
+        map[key] = child
     }
 }
