@@ -88,18 +88,20 @@ struct CLITests {
     func overridesAndRerun() throws {
         let dir = Self.temporaryFolder()
         // A file without training.learningRate: refused alone, accepted with --learning-rate.
-        let partial = try Self.writeSpec(Self.validSpec.replacingOccurrences(of: "learningRate: 0.5, ", with: ""), in: dir)
+        let partial = try Self.writeSpec(Self.validSpec.replacingOccurrences(of: "learningRate: 0.5, ", with: ""), in: dir, name: "partial.yaml")
         let refused = try Self.run(["ode", "--spec", partial, "--out", dir.appendingPathComponent("r").path])
         #expect(refused.status == 64 && refused.stderr.contains("training.learningRate"), "\(refused.stderr)")
         let given = try Self.run(["ode", "--spec", partial, "--learning-rate", "0.5", "--out", dir.appendingPathComponent("g").path])
         #expect(given.status == 0, "\(given.stderr)")
         // An out-of-range amp.damping in the file, corrected on the command line.
-        let amp = try Self.writeSpec("teacher: {k: 1, target: \"z1\"}\ntraining: {protocol: amp, alpha: 1}\namp: {damping: 1.5}\n", in: dir)
+        let amp = try Self.writeSpec("teacher: {k: 1, target: \"z1\"}\ntraining: {protocol: amp, alpha: 1}\namp: {damping: 1.5}\n", in: dir,
+                                     name: "damping.yaml")
         let damped = try Self.run(["se", "--spec", amp, "--damping", "0.5", "--out", dir.appendingPathComponent("a").path, "--quiet"])
         #expect(damped.status == 0, "\(damped.stderr)")
         // Wall times go to stdout only.
-        let full = try Self.writeSpec(Self.validSpec, in: dir)
-        let ampSpec = try Self.writeSpec("teacher: {k: 2, target: \"sign(z1*z2)\"}\ntraining: {protocol: amp, alpha: 3}\n", in: dir)
+        let full = try Self.writeSpec(Self.validSpec, in: dir, name: "online.yaml")
+        let ampSpec = try Self.writeSpec("teacher: {k: 2, target: \"sign(z1*z2)\"}\ntraining: {protocol: amp, alpha: 3}\n", in: dir,
+                                         name: "amp.yaml")
         for (command, spec, file) in [("ode", full, "report.json"), ("se", ampSpec, "report.json"), ("threshold", ampSpec, "threshold.json")] {
             var bytes: [Data] = []
             for run in 0..<2 {
