@@ -6,10 +6,12 @@ import Testing
 struct StateEvolutionCLITests {
     typealias CLI = CLITests
 
-    @Test("threshold --format json: alpha_c of sign(z1*z2) is π²/4, of z1 is 0, of the parity is \"inf\"")
+    @Test("threshold --format json: alpha_c of sign(z1*z2) is π²/4, of z1 is 0, of the parity is \"inf\", of z1*z2 the Bessel value")
     func threshold() throws {
         let folder = CLI.temporaryFolder()
-        let cases: [(String, Int, Any)] = [("sign(z1*z2)", 2, Double.pi * Double.pi / 4), ("z1", 1, 0.0), ("sign(z1*z2*z3)", 3, "inf")]
+        // z1*z2: 1/(1 + E[(|y|K₁/K₀ − 1)²]) (ProductOutputLawTests.besselReduction computes it by adaptive quadrature).
+        let cases: [(String, Int, Any)] = [("sign(z1*z2)", 2, Double.pi * Double.pi / 4), ("z1", 1, 0.0), ("sign(z1*z2*z3)", 3, "inf"),
+                                           ("z1*z2", 2, 0.5937510982222742)]
         for (target, k, expected) in cases {
             let spec = try CLI.writeSpec("teacher: {k: \(k), target: \"\(target)\"}\ntraining: {protocol: amp}\n", in: folder)
             let r = try CLI.run(["threshold", "--spec", spec, "--format", "json", "--out", folder.path])
