@@ -51,6 +51,15 @@ public final class OutputChannel: @unchecked Sendable {
     public let outputMean: Double
 
     let outerDimension: Int
+    /// The coordinate of z (0-based) along which the lines run. The last one, unless the output is binned
+    /// and changes label far more often along another axis (z₁² + sign(z₁z₂z₃): along z₁): lines across
+    /// the continuous variation resolve every bin edge exactly, while an outer rule would alias them.
+    public let lineCoordinate: Int
+    /// The coordinates in the line structure's order: internal coordinate i is z[order[i]], the last is
+    /// `lineCoordinate`. Priors and moments are permuted on the way in and out (`linePrior`,
+    /// `regionMoments`, the GAMP workspace); the identity leaves every computation as it was.
+    let order: [Int]
+    var isPermuted: Bool { lineCoordinate != k - 1 }
     /// The outer rules, coarsest first; the last is the finest (for k ≠ 2 the only one). See
     /// `outerRule(for:)`.
     let outerRules: [OuterRule]
@@ -127,8 +136,22 @@ public final class OutputChannel: @unchecked Sendable {
         // Line structure.
         outerDimension = k - 1
         let (alphabet, origin, count) = (self.alphabet, binOrigin, labelValues.count)
-        let labelOf: (UnsafeBufferPointer<Double>) -> Int32 = { zz in
-            Int32(Self.label(ofOutput: g.value(zz), alphabet: alphabet, binOrigin: origin, labelCount: count))
+        let line = discrete ? k - 1 : Self.lineCoordinate(k: k) { zz in
+            Self.label(ofOutput: g.value(zz), alphabet: alphabet, binOrigin: origin, labelCount: count)
+        }
+        lineCoordinate = line
+        let order = (0..<k).filter { $0 != line } + [line]
+        self.order = order
+        let labelOf: (UnsafeBufferPointer<Double>) -> Int32
+        if line == k - 1 {
+            labelOf = { zz in Int32(Self.label(ofOutput: g.value(zz), alphabet: alphabet, binOrigin: origin, labelCount: count)) }
+        } else {
+            labelOf = { zz in
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: k) { z in
+                    for i in 0..<k { z[order[i]] = zz[i] }
+                    return Int32(Self.label(ofOutput: g.value(UnsafeBufferPointer(z)), alphabet: alphabet, binOrigin: origin, labelCount: count))
+                }
+            }
         }
         let builder = LineStructureBuilder(k: k, label: labelOf, refineJumps: discrete, refinement: refinement)
         let finest = builder.build()
@@ -178,6 +201,35 @@ public final class OutputChannel: @unchecked Sendable {
         if case let .binned(h) = self.alphabet { second -= h * h / 12 }
         outputMean = mean
         outputSecondMoment = second
+    }
+
+    /// The line coordinate of a binned output (see `lineCoordinate`): the axis along which the label changes
+    /// most often on a deterministic probe (lines through a 4^{k−1} grid of the other coordinates, 400 steps
+    /// on [−4, 4]); the last axis unless another has more than twice its changes.
+    static func lineCoordinate(k: Int, label: (UnsafeBufferPointer<Double>) -> Int) -> Int {
+        guard k >= 2 else { return 0 }
+        let levels = [-2.1, -0.7, 0.4, 1.3]
+        var changes = [Int](repeating: 0, count: k)
+        var z = [Double](repeating: 0, count: k)
+        for axis in 0..<k {
+            let others = (0..<k).filter { $0 != axis }
+            var idx = [Int](repeating: 0, count: k - 1)
+            while true {
+                for (j, c) in others.enumerated() { z[c] = levels[idx[j]] }
+                var previous = -1
+                for step in 0...400 {
+                    z[axis] = -4 + 8 * Double(step) / 400
+                    let l = z.withUnsafeBufferPointer { label($0) }
+                    if previous >= 0 && l != previous { changes[axis] += 1 }
+                    previous = l
+                }
+                var r = 0
+                while r < k - 1 { idx[r] += 1; if idx[r] < levels.count { break }; idx[r] = 0; r += 1 }
+                if r == k - 1 { break }
+            }
+        }
+        let best = (0..<k).max { changes[$0] < changes[$1] || changes[$0] == changes[$1] && $0 < $1 }!
+        return changes[best] > 2 * changes[k - 1] ? best : k - 1
     }
 
     /// A deterministic point set of N(0, I_k) (a Gauss–Hermite product rule, resampled equally) used
@@ -282,21 +334,47 @@ extension OutputChannel {
     /// Region moments of every label under z ~ N(ω, V) (see `RegionMoments`). V must be positive
     /// definite; returns nil otherwise.
     public func regionMoments(omega: [Double], V: Matrix, secondMoments: Bool = false) -> RegionMoments? {
-        guard let prior = LinePrior(V: V) else { return nil }
+        guard let prior = linePrior(V: V) else { return nil }
         return regionMoments(omega: omega, prior: prior, secondMoments: secondMoments)
     }
 
-    /// Region moments under N(ω, V) with V prepared once (`LinePrior`), on the outer rule `rule`
-    /// (default: the coarsest one accurate for this V, see `outerRule(for:)`).
+    /// The prior covariance V (in z's coordinates) prepared for the line integrals, in the line
+    /// structure's coordinate order (`order`); nil unless V is positive definite.
+    func linePrior(V: Matrix) -> LinePrior? {
+        guard isPermuted else { return LinePrior(V: V) }
+        var P = Matrix(rows: k, cols: k)
+        for i in 0..<k { for j in 0..<k { P[i, j] = V[order[i], order[j]] } }
+        return LinePrior(V: P)
+    }
+
+    /// Region moments under N(ω, V) with V prepared once (`linePrior(V:)`), on the outer rule `rule`
+    /// (default: the coarsest one accurate for this V, see `outerRule(for:)`). ω and the moments are in z's
+    /// coordinates.
     func regionMoments(omega: [Double], prior: LinePrior, secondMoments: Bool = false, rule: OuterRule? = nil) -> RegionMoments {
         var out = RegionMoments(k: k, labels: labelCount, secondMoments: secondMoments)
+        let inner = isPermuted ? order.map { omega[$0] } : omega
         out.values.withUnsafeMutableBufferPointer { acc in
-            omega.withUnsafeBufferPointer { w in
+            inner.withUnsafeBufferPointer { w in
                 Self.accumulate(rule ?? outerRule(for: prior), prior: prior, omega: w.baseAddress!, secondMoments: secondMoments,
                                 onlyLabel: -1, into: acc.baseAddress!)
             }
         }
+        if isPermuted {
+            let stride = out.stride
+            out.values.withUnsafeMutableBufferPointer { v in
+                for l in 0..<labelCount { unpermute(v.baseAddress! + l * stride, secondMoments: secondMoments) }
+            }
+        }
         return out
+    }
+
+    /// One label's moments [P, μ (k), S (k×k)] from the line structure's coordinate order back to z's, in place.
+    func unpermute(_ m: UnsafeMutablePointer<Double>, secondMoments: Bool) {
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: k + k * k) { t in
+            for i in 0..<k { t[order[i]] = m[1 + i] }
+            if secondMoments { for i in 0..<k { for j in 0..<k { t[k + order[i] * k + order[j]] = m[1 + k + i * k + j] } } }
+            for i in 0..<(secondMoments ? k + k * k : k) { m[1 + i] = t[i] }
+        }
     }
 
     /// The ratios (cell width)/(outer length scale `LinePrior.outerScale`) up to which a coarser k = 2
@@ -742,6 +820,8 @@ public final class OutputChannelWorkspace: OutputDenoiserWorkspace {
     private let capacity: Int
     /// `OutputChannel.mixtureNoise`.
     private let mixtureNoise: Double
+    /// ω, mean and covariance in the line structure's order (2k + k² doubles) for a permuted channel.
+    private let scratch: UnsafeMutablePointer<Double>
 
     public init(channel: OutputChannel) {
         self.channel = channel
@@ -750,15 +830,17 @@ public final class OutputChannelWorkspace: OutputDenoiserWorkspace {
         capacity = (mixtureNoise > 0 ? channel.labelCount : 1) * (1 + k + k * k)
         moments = .allocate(capacity: capacity)
         moments.initialize(repeating: 0, count: capacity)
+        scratch = .allocate(capacity: 2 * k + k * k)
+        scratch.initialize(repeating: 0, count: 2 * k + k * k)
     }
 
-    deinit { moments.deallocate() }
+    deinit { moments.deallocate(); scratch.deallocate() }
 
     /// Prepares the prior covariance V (k×k, row-major, symmetric) for the following `posterior`
     /// calls and picks the outer rule for it. False when V is not positive definite.
     public func setCovariance(_ V: UnsafePointer<Double>) -> Bool {
         let k = channel.k
-        prior = LinePrior(V: Matrix(rows: k, cols: k, values: Array(UnsafeBufferPointer(start: V, count: k * k))))
+        prior = channel.linePrior(V: Matrix(rows: k, cols: k, values: Array(UnsafeBufferPointer(start: V, count: k * k))))
         rule = prior.map { channel.outerRule(for: $0) }
         return prior != nil
     }
@@ -769,6 +851,20 @@ public final class OutputChannelWorkspace: OutputDenoiserWorkspace {
     /// no valid V was set).
     public func posterior(y: Double, omega: UnsafePointer<Double>, mean: UnsafeMutablePointer<Double>,
                           covariance: UnsafeMutablePointer<Double>) -> Bool {
+        guard channel.isPermuted else { return posteriorInLineOrder(y: y, omega: omega, mean: mean, covariance: covariance) }
+        // ω into the line structure's order, the moments back to z's.
+        let k = channel.k, order = channel.order
+        for i in 0..<k { scratch[i] = omega[order[i]] }
+        guard posteriorInLineOrder(y: y, omega: scratch, mean: scratch + k, covariance: scratch + 2 * k) else { return false }
+        for i in 0..<k {
+            mean[order[i]] = scratch[k + i]
+            for j in 0..<k { covariance[order[i] * k + order[j]] = scratch[2 * k + i * k + j] }
+        }
+        return true
+    }
+
+    private func posteriorInLineOrder(y: Double, omega: UnsafePointer<Double>, mean: UnsafeMutablePointer<Double>,
+                                      covariance: UnsafeMutablePointer<Double>) -> Bool {
         guard let prior, let rule else { return false }
         let k = channel.k, stride = 1 + k + k * k
         moments.update(repeating: 0, count: capacity)

@@ -138,7 +138,7 @@ public final class StateEvolution: @unchecked Sendable {
     func averages(_ M: Matrix, nodes: Int, cutoff: Double = StateEvolution.omegaWeightCutoff) -> (T: Matrix, meanSquare: Double)? {
         let k = M.rows
         let V = Matrix.identity(k) - M
-        guard let prior = LinePrior(V: V) else { return nil }
+        guard let prior = channel.linePrior(V: V) else { return nil }
         let outer = channel.outerRule(for: prior)
         let rule = omegaRule(M, nodes: nodes, cutoff: cutoff)
         var T = [Double](repeating: 0, count: k * k)
