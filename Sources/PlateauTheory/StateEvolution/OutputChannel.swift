@@ -706,10 +706,11 @@ struct LineStructureBuilder: Sendable {
         let cellsPerDim = Int((2 * R / refinedWidth).rounded())
         let h = 2 * R / Double(cellsPerDim)
         // The cells are independent: built in contiguous chunks on all cores and joined in cell order (z₁
-        // fastest), so the rule does not depend on the scheduling.
+        // fastest), so the rule does not depend on the scheduling. A chunk is joined as soon as those before
+        // it are, so only the chunks finished out of order are held besides the rule.
         let cellCount = Int(pow(Double(cellsPerDim), Double(o)))
         let chunks = min(cellCount, 16 * ProcessInfo.processInfo.activeProcessorCount)
-        let parts = JobResults<OuterRule>(count: chunks)
+        let joiner = OrderedJoin(rule)
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
             var part = OuterRule(width: refinedWidth)
             for c in (chunk * cellCount / chunks)..<((chunk + 1) * cellCount / chunks) {
@@ -725,10 +726,29 @@ struct LineStructureBuilder: Sendable {
                     part.cellNodeStart.append(part.w.count)
                 }
             }
-            parts.set(chunk, part)
+            joiner.add(chunk, part)
         }
-        for part in parts.values { rule.append(part) }
-        return rule
+        return joiner.rule
+    }
+
+    /// Appends parts of a rule, numbered 0, 1, …, in their order as they arrive from any thread.
+    private final class OrderedJoin: @unchecked Sendable {
+        private let lock = NSLock()
+        private var waiting: [Int: OuterRule] = [:]
+        private var next = 0
+        private(set) var rule: OuterRule
+
+        init(_ rule: OuterRule) { self.rule = rule }
+
+        func add(_ index: Int, _ part: OuterRule) {
+            lock.lock()
+            defer { lock.unlock() }
+            waiting[index] = part
+            while let ready = waiting.removeValue(forKey: next) {
+                rule.append(ready)
+                next += 1
+            }
+        }
     }
 
     /// k = 2: a coarser outer rule with cells of width `width` (a power of two times the finest width)
