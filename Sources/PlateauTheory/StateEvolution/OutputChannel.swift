@@ -16,8 +16,8 @@ internal import CGSL
 /// For a label ℓ the region {z : label(g(z)) = ℓ} is described, once per target, along lines parallel to
 /// the z_k axis: for each node of a grid in (z₁, …, z_{k−1}) the breakpoints t_j where the label
 /// changes along z_k and the labels between them: a scan, then each change bracketed to 1e-11 by
-/// bisection of the label (discrete g) or by a root finder on g − (bin edge) (binned g, about three
-/// evaluations of g per crossing; `LineStructureBuilder.line`). The lines of different outer cells
+/// bisection of the label (discrete g) or by a root finder on g − (bin edge) (binned g, 5–35× less
+/// time per crossing than bisection; `LineStructureBuilder.line`). The lines of different outer cells
 /// are found in parallel. Under z ~ N(ω, V), z_k given the other coordinates is Gaussian, so each line
 /// integral of 1, z and zzᵀ over a segment is a closed form in Φ and φ at the breakpoints: exact. The
 /// outer (k − 1)-dimensional integral is a composite Gauss–Legendre rule (GSL's glfixed tables) on cells
@@ -570,7 +570,9 @@ struct LineStructureBuilder: Sendable {
     ///   labels, so it holds the label change exactly as bisection's does: both agree to the tolerance.
     ///   A third label met inside (g not monotone there) hands both halves back to the splitting.
     ///   For g linear along the line (z₁z₂, tanh(z₁)z₂, z₁z₂z₃) a crossing costs about three evaluations
-    ///   of g against ~30 for bisection from the scan spacing.
+    ///   of g (a split, a secant step, a step across) against ~32 bisection steps from the scan spacing
+    ///   0.05 down to 1e-11. Measured time per crossing, scan included, on the lines of
+    ///   `LineStructureTests`: 11× (z₁z₂), 35× (tanh(z₁)z₂), 9.6× (z₁z₂z₃), 5.4× (sin(2z₂) + z₁z₂²) less.
     func line(_ prefix: [Double]) -> (breaks: [Double], labels: [Int32]) {
         withUnsafeTemporaryAllocation(of: Double.self, capacity: k) { z in line(prefix, z) }
     }
