@@ -383,7 +383,9 @@ public final class SpectralTheory: @unchecked Sendable {
             if iterations > 50 && c > 0.999 * lastChange { break }
             lastChange = c
         }
-        // Newton on C − Φ(C) = 0 with the Jacobian of Φ: dΦ = Φ (αE[F dC Fᵀ]) Φ, F = P(I − CP)⁻¹.
+        // Newton on C − Φ(C) = 0 with the Jacobian of Φ: dΦ = Φ (αE[F dC Fᵀ]) Φ, F = P(I − CP)⁻¹. Without
+        // convergence there is no root here (λ below the edge, where Newton wanders): nil, not the last iterate.
+        var converged = false
         for _ in 0..<40 {
             guard let phi = resolventMap(alpha: alpha, lambda: lambda, C: C, P: P) else { return nil }
             var CF: [[Double]] = []
@@ -400,9 +402,9 @@ public final class SpectralTheory: @unchecked Sendable {
             for i in 0..<kk { C[i] += step[i] }
             for a in 0..<k { for b in (a + 1)..<k { let s = 0.5 * (C[a * k + b] + C[b * k + a]); C[a * k + b] = s; C[b * k + a] = s } }
             guard C.allSatisfy(\.isFinite), Self.positiveDefinite(C, k) else { return nil }
-            if step.map(abs).max()! <= 1e-13 * scale(C) { break }
+            if step.map(abs).max()! <= 1e-13 * scale(C) { converged = true; break }
         }
-        guard let radius = noiseRadius(alpha: alpha, C: C, P: P), radius < 1 else { return nil }
+        guard converged, let radius = noiseRadius(alpha: alpha, C: C, P: P), radius < 1 else { return nil }
         return C
     }
 

@@ -47,7 +47,7 @@ extension StateEvolution {
     public func priorConditionals(exactProduct: Bool = true) -> [PriorConditional] {
         if exactProduct, let law = ProductOutputLaw(problem: problem) { return law.atoms }
         let k = problem.k
-        let rm = channel.regionMoments(omega: [Double](repeating: 0, count: k), V: .identity(k), secondMoments: true)!
+        let rm = channel.priorMoments
         let L = channel.labelCount, values = channel.labelValues
         var atoms: [PriorConditional] = []
         func atom(weight: Double, y: Double, Z: Double, mu: [Double], S: [Double]) {
@@ -87,8 +87,10 @@ extension StateEvolution {
         // A binned (continuous) output is integrated to a limited accuracy on the outer cells: an eigenvalue
         // of the trivial matrix counts when it exceeds ten times the change of that matrix under one
         // refinement of the outer rule (a discrete output's cells are split at its jumps, and 10⁻¹⁰ serves).
+        // With every eigenvalue at or below 10⁻¹⁰ (z₁z₂ and other targets even in z) the refinement could only
+        // raise the resolution, so the subspace is empty either way: it is not built, and 10⁻¹⁰ is reported.
         var trivialResolution = 1e-10
-        if case .binned = channel.alphabet, k > 1, let refined = try? StateEvolution(
+        if case .binned = channel.alphabet, k > 1, (tv.first ?? 0) > trivialResolution, let refined = try? StateEvolution(
             problem: problem, channel: OutputChannel(problem: problem, resolution: channel.binWidth, refinement: 1)) {
             let trivial = WeakRecoveryAnalysis.trivialMatrix(atoms, k: k)
             let fine = WeakRecoveryAnalysis.trivialMatrix(refined.priorConditionals(exactProduct: false), k: k)
