@@ -106,7 +106,9 @@ public final class OutputChannel: @unchecked Sendable {
         // Line structure.
         outerDimension = k - 1
         let (alphabet, origin, count, g) = (self.alphabet, binOrigin, labelValues.count, target)
-        let line = isDiscrete ? k - 1 : Self.lineCoordinate(k: k) { zz in
+        let discrete: Bool
+        if case .discrete = alphabet { discrete = true } else { discrete = false }
+        let line = discrete ? k - 1 : Self.lineCoordinate(k: k) { zz in
             Self.label(ofOutput: g.value(zz), alphabet: alphabet, binOrigin: origin, labelCount: count)
         }
         lineCoordinate = line
@@ -147,6 +149,12 @@ public final class OutputChannel: @unchecked Sendable {
         let rule = Self.outerRule(in: rules, outerDimension: k - 1, for: prior)
         moments.values.withUnsafeMutableBufferPointer { buffer in
             Self.accumulate(rule, prior: prior, omega: zero, secondMoments: true, onlyLabel: -1, into: buffer.baseAddress!)
+        }
+        if line != k - 1 {
+            let order = self.order, labels = self.labelValues.count
+            moments.values.withUnsafeMutableBufferPointer { v in
+                for l in 0..<labels { Self.unpermute(v.baseAddress! + l * stride, order: order, secondMoments: true) }
+            }
         }
         priorMoments = moments
         let acc = moments.values
@@ -376,6 +384,11 @@ extension OutputChannel {
 
     /// One label's moments [P, μ (k), S (k×k)] from the line structure's coordinate order back to z's, in place.
     func unpermute(_ m: UnsafeMutablePointer<Double>, secondMoments: Bool) {
+        Self.unpermute(m, order: order, secondMoments: secondMoments)
+    }
+
+    static func unpermute(_ m: UnsafeMutablePointer<Double>, order: [Int], secondMoments: Bool) {
+        let k = order.count
         withUnsafeTemporaryAllocation(of: Double.self, capacity: k + k * k) { t in
             for i in 0..<k { t[order[i]] = m[1 + i] }
             if secondMoments { for i in 0..<k { for j in 0..<k { t[k + order[i] * k + order[j]] = m[1 + k + i * k + j] } } }

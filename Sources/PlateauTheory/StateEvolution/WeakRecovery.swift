@@ -90,9 +90,10 @@ extension StateEvolution {
         // With every eigenvalue at or below 10⁻¹⁰ (z₁z₂ and other targets even in z) the refinement could only
         // raise the resolution, so the subspace is empty either way: it is not built, and 10⁻¹⁰ is reported.
         var trivialResolution = 1e-10
-        if case .binned = channel.alphabet, k > 1, (tv.first ?? 0) > trivialResolution, let refined = try? StateEvolution(
+        let trivial = WeakRecoveryAnalysis.trivialMatrix(atoms, k: k)
+        if case .binned = channel.alphabet, k > 1, (GSL.symmetricEigen(trivial).values.first ?? 0) > trivialResolution,
+           let refined = try? StateEvolution(
             problem: problem, channel: OutputChannel(problem: problem, resolution: channel.binWidth, refinement: 1)) {
-            let trivial = WeakRecoveryAnalysis.trivialMatrix(atoms, k: k)
             let fine = WeakRecoveryAnalysis.trivialMatrix(refined.priorConditionals(exactProduct: false), k: k)
             trivialResolution = max(trivialResolution, 10 * zip(fine.values, trivial.values).map { abs($0 - $1) }.max()!)
         }
