@@ -41,8 +41,12 @@ public struct WeakRecoveryStudy: Reproduction {
         Case(label: "parity k = 3", target: "sign(z1*z2*z3)", k: 3, reference: .infinity, referenceNote: "G = 0"),
         Case(label: "sign committee k = 3", target: "sign(z1) + sign(z2) + sign(z3)", k: 3, reference: 0, referenceNote: "trivial span(1,1,1)"),
         Case(label: "erf committee k = 2", target: "erf(z1/sqrt(2)) + erf(z2/sqrt(2))", k: 2, resolution: 0.05, reference: 0, referenceNote: "trivial"),
-        Case(label: "z1^2 + sign(z1 z2 z3), h = 0.1", target: "z1^2 + sign(z1*z2*z3)", k: 3, resolution: 0.1),
-        Case(label: "z1^2 + sign(z1 z2 z3), h = 0.05", target: "z1^2 + sign(z1*z2*z3)", k: 3, resolution: 0.05),
+        // G(y) = diag(E[z₁² | y] − 1, 0, 0): the λ of z₁² + sign(z₂)'s easy direction, whose 1-D reduction
+        // StateEvolutionTests.lineAlongContinuousAxis integrates (1/λ = 0.5751664).
+        Case(label: "z1^2 + sign(z1 z2 z3), h = 0.1", target: "z1^2 + sign(z1*z2*z3)", k: 3, resolution: 0.1,
+             referenceNote: "1-D reduction 0.5751664 (test)"),
+        Case(label: "z1^2 + sign(z1 z2 z3), h = 0.05", target: "z1^2 + sign(z1*z2*z3)", k: 3, resolution: 0.05,
+             referenceNote: "1-D reduction 0.5751664 (test)"),
     ]
 
     static func problem(_ c: Case, epsilon: Double = 1e-3) -> EstimationProblem {
@@ -201,8 +205,9 @@ extension WeakRecoveryStudy {
             Computed by `plateau threshold` (EQUATIONS.md §2): the trivial subspace (E[z|y] ≠ 0: α_c = 0), else \
             α_c = 1/λ_max of 𝓕(A) = E_y[G(y)AG(y)], with the easy subspace from its top eigenvector. A noiseless \
             product of coordinates (z₁z₂, z₁z₂z₃) has an exact law (Bessel K₀, K₁; sum rules to 10⁻¹⁵); any other \
-            continuous output is resolved in bins of width h (the noiseless limit is h → 0: z₁² and z₁z₂ converge \
-            like h², a mixed output such as z₁² + sign(z₁z₂z₃) only like h, so two widths are listed).
+            continuous output is resolved in bins of width h (the noiseless limit is h → 0, approached like h²: two \
+            widths are listed for z₁² and z₁² + sign(z₁z₂z₃), whose lines run along z₁, the axis of its continuous \
+            variation).
 
             \(thresholdMarkdown)
 
