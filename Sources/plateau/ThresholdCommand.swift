@@ -49,6 +49,12 @@ struct ThresholdCommand: ParsableCommand {
             "target": problem.target.description, "k": problem.k, "noise": problem.noise,
             "channel": law.map(productRecord) ?? channelRecord(se!),
         ]
+        // A binned (continuous, noiseless) output: the limit h → 0 checked on bins of twice the width.
+        let check = law == nil ? se!.binningCheck(analysis: a) : nil
+        if let check {
+            record["binning_check"] = ["width": check.width, "easy_threshold_at_double_width": check.easyThresholdAtDoubleWidth,
+                                       "error_estimate": check.errorEstimate]
+        }
         if hierarchy {
             record["hierarchy"] = stages.map { ["alpha": $0.alpha, "rank": $0.rank, "directions": $0.directions] as [String: Any] }
         }
@@ -70,6 +76,10 @@ struct ThresholdCommand: ParsableCommand {
             print("trivial subspace: \(a.trivialSubspace.isEmpty ? "none" : a.trivialSubspace.map(vec).joined(separator: ", "))")
             print("λ_max(𝓕) = \(String(format: "%.10g", a.operatorTopEigenvalue)) (resolution \(String(format: "%.2g", a.operatorResolution))), easy threshold 1/λ_max = \(a.easyThreshold == .infinity ? "inf" : String(format: "%.10g", a.easyThreshold))")
             print("easy subspace: \(a.easySubspace.isEmpty ? "none" : a.easySubspace.map(vec).joined(separator: ", "))")
+            if let check {
+                print("binning: 1/λ_max = \(String(format: "%.10g", check.easyThresholdAtDoubleWidth)) on bins of \(Trajectory.format(2 * check.width)); "
+                      + "estimated binning error at h = \(Trajectory.format(check.width)): \(String(format: "%.2g", check.errorEstimate)) (h² term)")
+            }
             if hierarchy {
                 print(stages.isEmpty ? "hierarchy: nothing learned up to α = \(alphaMax)" : "hierarchy (rank of the uninformed fixed point):")
                 for s in stages { print("  from α = \(String(format: "%.4g", s.alpha)): \(s.rank) direction(s) \(s.directions.map(vec).joined(separator: ", "))") }

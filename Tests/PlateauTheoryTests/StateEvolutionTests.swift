@@ -167,6 +167,21 @@ struct StateEvolutionTests {
         #expect(abs(extrapolated - reference) < abs(l2 - reference) / 5)
     }
 
+    @Test("the binning check's error estimate |α(h) − α(2h)|/3 bounds the true error of z₁² (h = 0.02) and of binned z₁z₂ (h = 0.04)")
+    func binningCheck() throws {
+        let pr = try StateEvolution(problem: Self.problem("z1^2", k: 1)).binningCheck()!
+        let p = Self.problem("z1*z2", k: 2)
+        let product = try StateEvolution(problem: p, channel: OutputChannel(problem: p, resolution: 0.04)).binningCheck()!
+        let exact = WeakRecoveryAnalysis(law: ProductOutputLaw(problem: p)!).alphaC
+        let e1 = abs(pr.easyThreshold - 0.5), e2 = abs(product.easyThreshold - exact)
+        print("binning check: z1² error \(e1) vs estimate \(pr.errorEstimate); z1 z2 (h = 0.04) error \(e2) vs estimate \(product.errorEstimate)")
+        // The estimate is the h² term; it must cover the true error without exceeding it by more than the
+        // next terms allow (a factor 2 either way).
+        #expect(e1 <= 2 * pr.errorEstimate && pr.errorEstimate <= 2 * e1)
+        #expect(e2 <= 2 * product.errorEstimate && product.errorEstimate <= 2 * e2)
+        #expect(try StateEvolution(problem: Self.problem("sign(z1*z2)", k: 2)).binningCheck() == nil, "discrete: no bins")
+    }
+
     // MARK: The state-evolution map
 
     @Test("linear channel y = z + √Δξ: fixed point M = α/(1 − M + Δ + α) and mse = Δ + 1 − M")
