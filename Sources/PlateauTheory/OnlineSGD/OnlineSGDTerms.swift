@@ -201,7 +201,29 @@ enum SharedErfTerms {
     /// Ψ, Φ into `w.psi`, `w.phi`, and (when `quartics`) Ξ's sums per pair j ≤ l into `w.pairSums`
     /// (0 where a_j a_l = 0), at the Ω, a and `fieldWeight` held by `w`.
     static func evaluate(_ w: OnlineSGDWorkspace, quartics: Bool) {
-        let p = w.p, k = w.k, n = w.n, omega = w.omega, roots = w.roots, layout = Roots(p: p, n: n)
+        switch (w.p, w.k) {
+        case (2, 2): evaluate(w, quartics: quartics, Sizes<Two, Two>())
+        case (4, 4): evaluate(w, quartics: quartics, Sizes<Four, Four>())
+        default: evaluate(w, quartics: quartics, Sizes<Dynamic, Dynamic>(w.p, w.k))
+        }
+    }
+
+    /// The sizes p, k of a problem: compile-time constants for the committees the benchmarks and
+    /// the reproductions run most (K = M = 2 and 4: the compiler then unrolls the short loops of
+    /// `evaluate`), read at run time otherwise. One body serves all.
+    protocol Size { var value: Int { get } }
+    struct Two: Size { var value: Int { 2 } }
+    struct Four: Size { var value: Int { 4 } }
+    struct Dynamic: Size { let value: Int }
+    struct Sizes<P: Size, K: Size> {
+        let p: P, k: K
+        init() where P == Two, K == Two { (p, k) = (Two(), Two()) }
+        init() where P == Four, K == Four { (p, k) = (Four(), Four()) }
+        init(_ p: Int, _ k: Int) where P == Dynamic, K == Dynamic { (self.p, self.k) = (Dynamic(value: p), Dynamic(value: k)) }
+    }
+
+    private static func evaluate<P: Size, K: Size>(_ w: OnlineSGDWorkspace, quartics: Bool, _ sizes: Sizes<P, K>) {
+        let p = sizes.p.value, k = sizes.k.value, n = p + k, omega = w.omega, roots = w.roots, layout = Roots(p: p, n: n)
         // The signed weights of D; κ (below) only changes with them (a trained second layer).
         let signed = w.signedWeight, shifted = w.shiftedDiagonal
         var weightsChanged = false
@@ -260,7 +282,7 @@ enum SharedErfTerms {
             for l in 0..<p { w.phi[j * p + l] = s * (g[l] - row[l] * gj) }
         }
         guard quartics else { return }
-        let kappa = w.squareCoefficient, fieldPairs = w.fieldPairs
+        let kappa = w.squareCoefficient, fieldPairs = n * (n + 1) / 2
         var pair = 0
         for j in 0..<p { for l in j..<p {
             defer { pair += 1 }
