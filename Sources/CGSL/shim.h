@@ -24,12 +24,25 @@ static inline const gsl_odeiv2_step_type *plateau_step_rk4(void) { return gsl_od
 static inline const gsl_integration_fixed_type *plateau_fixed_hermite(void) { return gsl_integration_fixed_hermite; }
 static inline const gsl_qrng_type *plateau_qrng_sobol(void) { return gsl_qrng_sobol; }
 
-/* a[i] / √b[i] for i < n, with the IEEE 754 square root (correctly rounded, no errno), so that the
-   loop vectorises. Swift's squareRoot() on Linux keeps libm's errno path for negative arguments,
-   which stops the vectoriser; the result is the same bits either way. The online-SGD right-hand
-   side uses it for the arcsine arguments of all its quartics at once. */
-static inline void plateau_divide_by_square_root(double *a, const double *b, long n) {
-    for (long i = 0; i < n; i++) a[i] = a[i] / __builtin_elementwise_sqrt(b[i]);
+/* a[i] ← 1/√a[i] for i < n, with the IEEE 754 square root and division (correctly rounded, no errno:
+   Swift's squareRoot() on Linux keeps libm's errno path for negative arguments, which stops the
+   vectoriser). Vectorised four-wide where the CPU has AVX2 (the package is compiled for the x86-64
+   baseline, two-wide), else two-wide; both round every entry alike, so the bits do not depend on
+   the machine. The online-SGD right-hand side (erf) takes every square root of one evaluation in
+   one call. */
+static inline void plateau_reciprocal_square_root_baseline(double *a, long n) {
+    for (long i = 0; i < n; i++) a[i] = 1.0 / __builtin_elementwise_sqrt(a[i]);
+}
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static inline void plateau_reciprocal_square_root_avx2(double *a, long n) {
+    for (long i = 0; i < n; i++) a[i] = 1.0 / __builtin_elementwise_sqrt(a[i]);
+}
+#endif
+static inline void plateau_reciprocal_square_root(double *a, long n) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2")) { plateau_reciprocal_square_root_avx2(a, n); return; }
+#endif
+    plateau_reciprocal_square_root_baseline(a, n);
 }
 
 /* The CBLAS behind GSL is OpenBLAS (see module.modulemap): the DMFT runs it single-threaded and

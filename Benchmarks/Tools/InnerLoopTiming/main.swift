@@ -71,8 +71,8 @@ func staircase(_ k: Int) -> Experiment {
 /// distinct integral once: per unit j, 1 + Ω_jj; per (j, m), the tilted variance of field m; per pair
 /// j ≤ l, Λ₄; per (j ≤ l, m), Λ₁ (so √(Λ₁Λ₂) = √Λ₁√Λ₂ costs no square root of its own); per
 /// (j ≤ l, m ≤ n), the arcsine's argument Λ₀/√(Λ₁Λ₂). `perIntegral`: one √(Λ₁Λ₂) per quartic instead
-/// of one √Λ₁ per field, as the closed form is written (and as the right-hand side computes it, for
-/// the same bits as before).
+/// of one √Λ₁ per field, as the closed form is written per term (the right-hand side before its
+/// shared pieces were allowed to change the rounding; it now takes the square roots of the floor).
 func transcendentalArguments(_ o: Overlaps, perIntegral: Bool = false) -> (asin: [Double], sqrt: [Double]) {
     let omega = o.jointCovariance, p = o.p, n = o.p + o.k
     var asinArguments: [Double] = [], sqrtArguments: [Double] = []
@@ -144,7 +144,7 @@ func stepWork(_ e: Experiment, at o: Overlaps) -> [Timed] {
 func µs(_ s: Double) -> String { String(format: "%.3g µs", s * 1e6) }
 
 print("erf committee, η = 0.5, at the plateau state (t = 200 of the ODE from a 1e-9 start)")
-print("floor: the arcsines and square roots alone, √Λ₁ shared per field; floor′: one √(Λ₁Λ₂) per quartic, as the closed form is written")
+print("floor: the arcsines and square roots alone, √Λ₁ shared per field; floor′: one √(Λ₁Λ₂) per quartic, as the closed form is written per term")
 print("K = M | floor (asin, sqrt) | floor′ (asin, sqrt) | rhs (/floor) | Euler step (/floor, /floor′) | map step n_b = 1 (/floor) | map step n_b = 50 (/floor)")
 var closedForm: [Int: [Double]] = [:]
 for k in [2, 4] {

@@ -138,6 +138,65 @@ public struct Matrix: Sendable, Hashable, Codable, CustomStringConvertible {
         return true
     }
 
+    /// `choleskyPSDInPlace`'s verdict without its square roots, for checks that run every step: the
+    /// root-free factorisation A = L D Lᵀ (unit lower L) has the pivots d_j and the off-diagonal
+    /// remainders of the Cholesky factorisation (d_j = L_jj², and a_ij − Σ_k l_ik d_k l_jk is the same
+    /// remainder as a_ij − Σ_k L_ik L_jk), so it takes the same decisions against `tolerance`, up to
+    /// rounding, at one division per pivot. Overwrites the finite symmetric row-major n×n matrix at
+    /// `a` (l below the diagonal, d on it, l_jk d_k at (k, j) above it).
+    public static func isPSDInPlace(_ a: UnsafeMutablePointer<Double>, _ n: Int, tolerance: Double,
+                                    scale explicitScale: Double? = nil) -> Bool {
+        isPSDInPlace(a, n, tolerance: tolerance, scale: explicitScale, factored: 0)!
+    }
+
+    /// `isPSDInPlace` when the leading `factored` × `factored` block is fixed and already factored
+    /// in place (l below its diagonal, d on it, l_jk d_k above it: `isPSDInPlace` of the block, copied
+    /// into the leading block at stride n) and rows `factored..<n` hold the matrix's lower triangle:
+    /// only those rows are factored. Pass `scale` (the block's diagonal now holds pivots). nil when a
+    /// pivot of the block is not clear of zero (≤ `tolerance`·scale): then factor the whole matrix.
+    public static func isPSDInPlace(_ a: UnsafeMutablePointer<Double>, _ n: Int, tolerance: Double,
+                                    scale explicitScale: Double?, factored: Int) -> Bool? {
+        var largest = 0.0
+        for i in 0..<n { largest = max(largest, abs(a[i * n + i])) }
+        let scale = max(1e-300, explicitScale ?? largest)
+        for j in 0..<factored {
+            // Column j of the fixed block: its pivot and u_k = l_jk d_k are in place; eliminate the rows below it.
+            let d = a[j * n + j]
+            guard d > tolerance * scale else { return nil }
+            let inverse = 1 / d
+            for i in factored..<n {
+                var t = a[i * n + j]
+                for k in 0..<j { t -= a[i * n + k] * a[k * n + j] }
+                a[i * n + j] = t * inverse
+            }
+        }
+        for j in factored..<n {
+            // u_k = l_jk d_k (k < j), at (k, j) above the diagonal (a_kj = a_jk is not needed any more).
+            for k in 0..<j { a[k * n + j] = a[j * n + k] * a[k * n + k] }
+            var s = a[j * n + j]
+            for k in 0..<j { s -= a[j * n + k] * a[k * n + j] }
+            if s < -tolerance * scale { return false }
+            if s <= tolerance * scale {
+                // Zero pivot: the rest of column j must vanish too for PSD.
+                for i in (j + 1)..<max(j + 1, n) {
+                    var t = a[i * n + j]
+                    for k in 0..<j { t -= a[i * n + k] * a[k * n + j] }
+                    if abs(t) > tolerance.squareRoot() * scale { return false }
+                }
+                for i in j..<n { a[i * n + j] = 0 }
+                continue
+            }
+            a[j * n + j] = s
+            let inverse = 1 / s
+            for i in (j + 1)..<max(j + 1, n) {
+                var t = a[i * n + j]
+                for k in 0..<j { t -= a[i * n + k] * a[k * n + j] }
+                a[i * n + j] = t * inverse
+            }
+        }
+        return true
+    }
+
     public func isPositiveSemidefinite(tolerance: Double = 1e-10) -> Bool {
         isSymmetric(tolerance: 1e-9) && choleskyPSD(tolerance: tolerance) != nil
     }

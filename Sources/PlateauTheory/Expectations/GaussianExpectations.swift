@@ -314,9 +314,9 @@ public struct GaussianExpectations: Sendable {
 
     // MARK: The erf closed forms in pieces
     //
-    // The right-hand side shares these between the entries of Ψ, Φ, Ξ (`OnlineSGDTerms`): a piece
-    // that depends on fewer fields is computed once for all the terms that contain it, with the
-    // same arithmetic as here, so both give the same bits.
+    // The per-term closed forms above, written out. The right-hand side's `SharedErfTerms` computes
+    // the same polynomials factored by the fields they depend on (and their square roots once, as
+    // reciprocals), so the two agree up to rounding (`OnlineSGDTermsTests`, 10⁻¹²).
 
     /// C_xy − C₁ₓC₁ᵧ/(1 + C₁₁): the covariance of u_x, u_y after the tilt by σ'(u₁) (erf).
     @inlinable static func erfTilted(_ cxy: Double, _ c1x: Double, _ c1y: Double, _ c11: Double) -> Double {

@@ -15,17 +15,19 @@ struct MomentPlan: Sendable {
 
     /// The number of joint fields (at most 16).
     let fieldCount: Int
-    /// One term Ω_{first, j} β_j E[u^{β − e_j}] of a moment's recursion (Ω as a flat index).
+    /// One term Ω_{first, j} β_j E[u^{β − e_j}] of a moment's recursion: `scaled` indexes the table
+    /// of the products β_j Ω_{first, j} (`evaluate`), at (β_j − 1)·fieldCount² + first·fieldCount + j.
     struct Child {
-        var omega: Int32
+        var scaled: Int32
         var moment: Int32
-        var factor: Double
     }
 
     /// Per moment: the range of its children in `children` (stored together, read in one stream).
     private(set) var childStart: [Int32] = [0]
     private(set) var children: [Child] = []
     private var index: [Exponents: Int32] = [:]
+    /// The largest β_j of any child (the number of multiples of Ω `evaluate` tabulates).
+    private(set) var largestFactor = 1
 
     /// The most moments a plan may hold (the expansion of E[σ'σ'D²] grows fast with the degree).
     static let maximumMoments = 3_000_000
@@ -58,28 +60,42 @@ struct MomentPlan: Sendable {
         while alpha[first] == 0 { first += 1 }
         var beta = alpha
         beta[first] -= 1
-        var children: [(Int32, Double, Int32)] = []
+        var children: [Child] = []
         for j in 0..<fieldCount where beta[j] > 0 {
             var child = beta
             child[j] -= 1
-            children.append((Int32(first * fieldCount + j), Double(beta[j]), try register(child)))
+            let factor = Int(beta[j])
+            largestFactor = max(largestFactor, factor)
+            children.append(Child(scaled: Int32((factor - 1) * fieldCount * fieldCount + first * fieldCount + j),
+                                  moment: try register(child)))
         }
         guard childStart.count < Self.maximumMoments else { throw WickError.tooLarge }
-        for (o, f, c) in children { self.children.append(Child(omega: o, moment: c, factor: f)) }
+        self.children += children
         childStart.append(Int32(self.children.count))
         let i = Int32(childStart.count - 1)
         index[alpha] = i
         return i
     }
 
-    /// All registered moments at the row-major covariance `omega` (fieldCount²).
-    func evaluate(_ omega: UnsafeBufferPointer<Double>, into moments: UnsafeMutableBufferPointer<Double>) {
+    /// The size of the scratch `evaluate` needs: the multiples f·Ω, f = 1…`largestFactor`.
+    var scaledCount: Int { largestFactor * fieldCount * fieldCount }
+
+    /// All registered moments at the row-major covariance `omega` (fieldCount²), with `scaled`
+    /// (`scaledCount` entries) as scratch for the multiples of Ω (each child's Ω_{first, j}·β_j is
+    /// then one load: the same product, so the same bits, as multiplying in the loop).
+    func evaluate(_ omega: UnsafeBufferPointer<Double>, scaled: UnsafeMutablePointer<Double>,
+                  into moments: UnsafeMutableBufferPointer<Double>) {
+        let entries = fieldCount * fieldCount
+        for f in 0..<largestFactor {
+            let factor = Double(f + 1), row = scaled + f * entries
+            for i in 0..<entries { row[i] = omega[i] * factor }
+        }
         moments[0] = 1
         children.withUnsafeBufferPointer { ch in
         childStart.withUnsafeBufferPointer { st in
             for m in 1..<st.count {
                 var sum = 0.0
-                for c in Int(st[m - 1])..<Int(st[m]) { sum += omega[Int(ch[c].omega)] * ch[c].factor * moments[Int(ch[c].moment)] }
+                for c in Int(st[m - 1])..<Int(st[m]) { sum += scaled[Int(ch[c].scaled)] * moments[Int(ch[c].moment)] }
                 moments[m] = sum
             }
         } }
@@ -204,6 +220,19 @@ final class WickTerms: Sendable {
     let slopes: Int, xiGG: Int, xiGS: Int, xiSS: Int
     let functionals: FlatFunctionals
     let riskGG: MomentFunctional, riskGS: [MomentFunctional], riskSS: [MomentFunctional]
+    /// With a fixed second layer: Ψ, Φ, E[σD] and Ξ (with Δ) as one functional per entry, the
+    /// combinations with a folded into the coefficients (`FixedSecondLayer`).
+    let fixed: FixedSecondLayer?
+
+    /// The functionals of a problem whose second layer does not train, combined once with its a:
+    /// Ψ_jr [j][r], Φ_jl [j][l], E[σ_j D] [j], then Ξ per pair j ≤ l. One evaluation then sums each
+    /// entry once instead of its p or p(p+1)/2 pieces (the same value up to rounding).
+    struct FixedSecondLayer: Sendable {
+        let a: [Double]
+        let functionals: FlatFunctionals
+        /// The number of functionals before Ξ's.
+        let withoutXi: Int
+    }
 
     /// Builds the expansion for `experiment`; throws `WickError` when a function is not a polynomial,
     /// p + k > 16, or the expansion is too large.
@@ -276,6 +305,51 @@ final class WickTerms: Sendable {
         for m in 0..<p { for q in m..<p { riskSS.append(try functional(try sigma[m] * sigma[q])) } }
         self.riskSS = riskSS
         self.plan = plan
+        if experiment.student.trainSecondLayer {
+            fixed = nil
+        } else {
+            // Σ c·f over functionals, merged per moment (in increasing moment order).
+            let a = experiment.student.secondLayer, square = experiment.training.loss == .square
+            let noise = experiment.teacher.noiseVariance
+            func combine(_ parts: [(Double, MomentFunctional)]) -> MomentFunctional {
+                var merged: [Int32: Double] = [:]
+                for (c, f) in parts where c != 0 {
+                    for (i, x) in zip(f.indices, f.coefficients) { merged[i, default: 0] += c * x }
+                }
+                var out = MomentFunctional()
+                for i in merged.keys.sorted() {
+                    out.indices.append(i)
+                    out.coefficients.append(merged[i]!)
+                }
+                return out
+            }
+            func students(_ list: [MomentFunctional], _ first: Int, _ c: Double) -> [(Double, MomentFunctional)] {
+                square ? (0..<p).map { (-c * a[$0], list[first + $0]) } : []
+            }
+            var entries: [MomentFunctional] = []
+            for j in 0..<p { for r in 0..<k {
+                entries.append(combine([(1, psiG[j * k + r])] + students(psiS, (j * k + r) * p, 1)))
+            } }
+            for j in 0..<p { for l in 0..<p {
+                entries.append(combine([(1, phiG[j * p + l])] + students(phiS, (j * p + l) * p, 1)))
+            } }
+            for j in 0..<p { entries.append(combine([(1, driftG[j])] + students(driftS, j * p, 1))) }
+            let withoutXi = entries.count
+            var ss = 0
+            for pair in 0..<(p * (p + 1) / 2) {
+                var parts: [(Double, MomentFunctional)] = [(1, xiGG[pair]), (noise, slopes[pair])] + students(xiGS, pair * p, 2)
+                if square {
+                    for q in 0..<p { for s in q..<p {
+                        parts.append(((q == s ? 1 : 2) * a[q] * a[s], xiSS[ss]))
+                        ss += 1
+                    } }
+                }
+                entries.append(combine(parts))
+            }
+            var flat = FlatFunctionals()
+            _ = flat.append(entries)
+            fixed = FixedSecondLayer(a: a, functionals: flat, withoutXi: withoutXi)
+        }
         var flat = FlatFunctionals()
         (self.psiG, self.psiS, self.phiG, self.phiS) = (flat.append(psiG), flat.append(psiS), flat.append(phiG), flat.append(phiS))
         (self.driftG, self.driftS) = (flat.append(driftG), flat.append(driftS))
@@ -286,11 +360,16 @@ final class WickTerms: Sendable {
     /// The number of distinct moments one evaluation computes.
     var momentCount: Int { plan.count }
 
+    /// The scratch the moment recursion needs (`MomentPlan.scaledCount`).
+    var scaledCount: Int { plan.scaledCount }
+
     private func withMoments<R>(_ o: Overlaps, _ body: (UnsafeMutableBufferPointer<Double>) -> R) -> R {
         let omega = o.jointCovariance.values
-        var moments = [Double](repeating: 0, count: plan.count)
+        var moments = [Double](repeating: 0, count: plan.count), scaled = [Double](repeating: 0, count: plan.scaledCount)
         return moments.withUnsafeMutableBufferPointer { m in
-            omega.withUnsafeBufferPointer { plan.evaluate($0, into: m) }
+            scaled.withUnsafeMutableBufferPointer { s in
+                omega.withUnsafeBufferPointer { plan.evaluate($0, scaled: s.baseAddress!, into: m) }
+            }
             return body(m)
         }
     }
@@ -302,9 +381,23 @@ final class WickTerms: Sendable {
     /// the moments, then every functional once, then their combinations with a.
     func evaluate(_ w: OnlineSGDWorkspace, includeXi: Bool) {
         let p = self.p, k = self.k, a = w.a
-        plan.evaluate(UnsafeBufferPointer(start: w.omega, count: (p + k) * (p + k)),
+        plan.evaluate(UnsafeBufferPointer(start: w.omega, count: (p + k) * (p + k)), scaled: w.scaledOmega,
                       into: UnsafeMutableBufferPointer(start: w.moments, count: plan.count))
         let f = w.functionals
+        if let fixed, (0..<p).allSatisfy({ a[$0] == fixed.a[$0] }) {
+            fixed.functionals.evaluate(w.moments, into: f, upTo: includeXi ? fixed.functionals.count : fixed.withoutXi)
+            for i in 0..<(p * k) { w.psi[i] = f[i] }
+            for i in 0..<(p * p) { w.phi[i] = f[p * k + i]; w.xi[i] = 0 }
+            for j in 0..<p { w.drift[j] = f[p * k + p * p + j] }
+            guard includeXi else { return }
+            var pair = fixed.withoutXi
+            for j in 0..<p { for l in j..<p {
+                w.xi[j * p + l] = f[pair]
+                w.xi[l * p + j] = f[pair]
+                pair += 1
+            } }
+            return
+        }
         functionals.evaluate(w.moments, into: f, upTo: includeXi ? functionals.count : slopes)
         for j in 0..<p {
             for r in 0..<k {

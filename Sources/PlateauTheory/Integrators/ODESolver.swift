@@ -127,89 +127,15 @@ public func integrate(_ problem: ODEProblem, initial: [Double], from t0: Double 
                       options: ODEOptions = ODEOptions(), progress: ((Double) -> Void)? = nil) -> ODESolution {
     _ = GSL.ready
     precondition(initial.count == problem.dimension)
+    var run = IntegrationRun(problem: problem, t0: t0, span: max((times.last ?? t0) - t0, .leastNormalMagnitude),
+                             progress: progress, y: initial, t: t0)
+    if options.method == .euler { return run.euler(dt: options.eulerStep, times: times) }
+
     let box = RHSBox(problem)
-    var solution = ODESolution()
-    var y = initial
-    var t = t0
     let n = problem.dimension
-
     func finish(_ status: TrajectoryStatus, _ message: String) -> ODESolution {
-        solution.status = status
-        solution.message = message + solution.projections.summary
-        solution.rhsEvaluations = box.evaluations
-        return solution
+        run.finish(status, message, evaluations: box.evaluations)
     }
-    let span = max((times.last ?? t0) - t0, .leastNormalMagnitude)
-    /// `problem.constrain` on the current state; nil, or the failure that ends the integration.
-    func constrained(_ localError: Double) -> (TrajectoryStatus, String)? {
-        guard let constrain = problem.constrain else { return nil }
-        switch y.withUnsafeMutableBufferPointer({ constrain($0, localError) }) {
-        case .accepted: return nil
-        case let .projected(depth): solution.projections.record(depth); return nil
-        case let .failed(status, message): return (status, message)
-        }
-    }
-    func record(_ time: Double) -> (TrajectoryStatus, String)? {
-        if let bad = problem.check(y) { return bad }
-        solution.times.append(time)
-        solution.states.append(y)
-        progress?((time - t0) / span)
-        return nil
-    }
-
-    if options.method == .euler {
-        let dt = options.eulerStep
-        var f = [Double](repeating: 0, count: n), previous = f
-        var stepIndex = 0
-        func evaluate() throws {
-            try y.withUnsafeBufferPointer { yp in
-                try f.withUnsafeMutableBufferPointer { fp in
-                    box.evaluations += 1
-                    try problem.rhs(t, yp, fp)
-                }
-            }
-        }
-        // With a constraint, f(y_k) is evaluated right after step k (and reused by step k + 1), so
-        // that the step's error estimate ½dt·|f(y_k) − f(y_{k−1})| is known before y_k is accepted.
-        let lookahead = problem.constrain != nil
-        if lookahead {
-            do { try evaluate() } catch { return finish(.integratorFailure, "right-hand side failed at t = \(t): \(error)") }
-        }
-        for target in times {
-            let targetStep = Int(((target - t0) / dt).rounded())
-            while stepIndex < targetStep {
-                if !lookahead {
-                    do { try evaluate() } catch {
-                        return finish(.integratorFailure, "right-hand side failed at t = \(t): \(error)")
-                    }
-                }
-                for i in 0..<n { y[i] += dt * f[i] }
-                stepIndex += 1
-                solution.steps += 1
-                t = t0 + Double(stepIndex) * dt
-                if !y.allSatisfy(\.isFinite) { return finish(.diverged, "state became non-finite at t = \(t)") }
-                if lookahead {
-                    swap(&f, &previous)
-                    do { try evaluate() } catch {
-                        return finish(.integratorFailure, "right-hand side failed at t = \(t): \(error)")
-                    }
-                    var change = 0.0
-                    for i in 0..<n { change = max(change, abs(f[i] - previous[i])) }
-                    let projections = solution.projections.count
-                    if let bad = constrained(0.5 * dt * change) { return finish(bad.0, bad.1 + " (t = \(t))") }
-                    if solution.projections.count != projections {
-                        do { try evaluate() } catch {
-                            return finish(.integratorFailure, "right-hand side failed at t = \(t): \(error)")
-                        }
-                    }
-                }
-                if let bad = problem.check(y) { return finish(bad.0, bad.1 + " (t = \(t))") }
-            }
-            if let bad = record(target) { return finish(bad.0, bad.1 + " (t = \(target))") }
-        }
-        return finish(.completed, "explicit Euler, dt = \(dt)")
-    }
-
     let stepType: OpaquePointer? = {
         switch options.method {
         case .rk8pd: return OpaquePointer(plateau_step_rk8pd())
@@ -235,29 +161,122 @@ public func integrate(_ problem: ODEProblem, initial: [Double], from t0: Double 
     gsl_odeiv2_step_set_driver(stepper, nil)
     var h = options.initialStep
     for target in times {
-        while t < target {
-            let status = y.withUnsafeMutableBufferPointer { yp in
+        while run.t < target {
+            var t = run.t
+            let status = run.y.withUnsafeMutableBufferPointer { yp in
                 gsl_odeiv2_evolve_apply(evolve, control, stepper, &system, &t, target, &h, yp.baseAddress!)
             }
-            solution.steps += 1
+            run.t = t
+            run.solution.steps += 1
             if status != GSL_SUCCESS {
                 if let e = box.error { return finish(.integratorFailure, "right-hand side failed at t = \(t): \(e)") }
-                if !y.allSatisfy(\.isFinite) { return finish(.diverged, "state became non-finite at t = \(t)") }
-                if let bad = problem.check(y) { return finish(bad.0, bad.1 + " (t = \(t))") }
+                if !run.y.allSatisfy(\.isFinite) { return finish(.diverged, "state became non-finite at t = \(t)") }
+                if let bad = problem.check(run.y) { return finish(bad.0, bad.1 + " (t = \(t))") }
                 return finish(.integratorFailure, "GSL: \(GSL.message(status)) at t = \(t), h = \(h)")
             }
-            if solution.steps >= options.maxSteps {
+            if run.solution.steps >= options.maxSteps {
                 return finish(.integratorFailure, "more than \(options.maxSteps) steps before t = \(target)")
             }
-            if !y.allSatisfy(\.isFinite) { return finish(.diverged, "state became non-finite at t = \(t)") }
+            if !run.y.allSatisfy(\.isFinite) { return finish(.diverged, "state became non-finite at t = \(t)") }
             var largest = 0.0
-            for i in 0..<n { largest = max(largest, abs(y[i])) }
-            if let bad = constrained(options.absoluteTolerance + options.relativeTolerance * largest) {
+            for i in 0..<n { largest = max(largest, abs(run.y[i])) }
+            if let bad = run.constrained(options.absoluteTolerance + options.relativeTolerance * largest) {
                 return finish(bad.0, bad.1 + " (t = \(t))")
             }
-            if let bad = problem.check(y) { return finish(bad.0, bad.1 + " (t = \(t))") }
+            if let bad = problem.check(run.y) { return finish(bad.0, bad.1 + " (t = \(t))") }
         }
-        if let bad = record(target) { return finish(bad.0, bad.1 + " (t = \(target))") }
+        if let bad = run.record(target) { return finish(bad.0, bad.1 + " (t = \(target))") }
     }
     return finish(.completed, "\(options.method.rawValue), rtol = \(options.relativeTolerance), atol = \(options.absoluteTolerance)")
+}
+
+/// The state of one integration: the current y and t, the solution so far, and the steps shared by
+/// the methods (the constraint, recording an output time, finishing). A value whose methods mutate
+/// it in place, so the explicit Euler loop touches its state with no run-time exclusivity checks.
+private struct IntegrationRun {
+    let problem: ODEProblem
+    let t0: Double, span: Double
+    let progress: ((Double) -> Void)?
+    var y: [Double]
+    var t: Double
+    var solution = ODESolution()
+
+    /// The solution with its status, message (plus the projections' summary) and evaluation count.
+    func finish(_ status: TrajectoryStatus, _ message: String, evaluations: Int) -> ODESolution {
+        var s = solution
+        s.status = status
+        s.message = message + solution.projections.summary
+        s.rhsEvaluations = evaluations
+        return s
+    }
+
+    /// `problem.constrain` on the current state; nil, or the failure that ends the integration.
+    mutating func constrained(_ localError: Double) -> (TrajectoryStatus, String)? {
+        guard let constrain = problem.constrain else { return nil }
+        switch y.withUnsafeMutableBufferPointer({ constrain($0, localError) }) {
+        case .accepted: return nil
+        case let .projected(depth): solution.projections.record(depth); return nil
+        case let .failed(status, message): return (status, message)
+        }
+    }
+
+    mutating func record(_ time: Double) -> (TrajectoryStatus, String)? {
+        if let bad = problem.check(y) { return bad }
+        solution.times.append(time)
+        solution.states.append(y)
+        progress?((time - t0) / span)
+        return nil
+    }
+
+    /// Explicit Euler with the fixed step `dt` to each of `times`.
+    mutating func euler(dt: Double, times: [Double]) -> ODESolution {
+        let n = problem.dimension
+        var f = [Double](repeating: 0, count: n), previous = f
+        var stepIndex = 0, evaluations = 0
+        /// f(t, y) into `f`; false when the right-hand side threw (`failure` holds the message).
+        var failure = ""
+        func evaluate(_ run: inout IntegrationRun, _ f: inout [Double]) -> Bool {
+            evaluations += 1
+            do {
+                try run.y.withUnsafeBufferPointer { yp in
+                    try f.withUnsafeMutableBufferPointer { fp in try run.problem.rhs(run.t, yp, fp) }
+                }
+                return true
+            } catch {
+                failure = "right-hand side failed at t = \(run.t): \(error)"
+                return false
+            }
+        }
+        // With a constraint, f(y_k) is evaluated right after step k (and reused by step k + 1), so
+        // that the step's error estimate ½dt·|f(y_k) − f(y_{k−1})| is known before y_k is accepted.
+        let lookahead = problem.constrain != nil
+        if lookahead && !evaluate(&self, &f) { return finish(.integratorFailure, failure, evaluations: evaluations) }
+        for target in times {
+            let targetStep = Int(((target - t0) / dt).rounded())
+            while stepIndex < targetStep {
+                if !lookahead && !evaluate(&self, &f) { return finish(.integratorFailure, failure, evaluations: evaluations) }
+                for i in 0..<n { y[i] += dt * f[i] }
+                stepIndex += 1
+                solution.steps += 1
+                t = t0 + Double(stepIndex) * dt
+                if !y.allSatisfy(\.isFinite) { return finish(.diverged, "state became non-finite at t = \(t)", evaluations: evaluations) }
+                if lookahead {
+                    swap(&f, &previous)
+                    if !evaluate(&self, &f) { return finish(.integratorFailure, failure, evaluations: evaluations) }
+                    var change = 0.0
+                    for i in 0..<n { change = max(change, abs(f[i] - previous[i])) }
+                    let projections = solution.projections.count
+                    if let bad = constrained(0.5 * dt * change) {
+                        return finish(bad.0, bad.1 + " (t = \(t))", evaluations: evaluations)
+                    }
+                    if solution.projections.count != projections && !evaluate(&self, &f) {
+                        return finish(.integratorFailure, failure, evaluations: evaluations)
+                    }
+                }
+                if let bad = problem.check(y) { return finish(bad.0, bad.1 + " (t = \(t))", evaluations: evaluations) }
+            }
+            if let bad = record(target) { return finish(bad.0, bad.1 + " (t = \(target))", evaluations: evaluations) }
+        }
+        return finish(.completed, "explicit Euler, dt = \(dt)", evaluations: evaluations)
+    }
 }

@@ -21,9 +21,9 @@ public enum ConeCheck: Sendable, Hashable {
 /// error has a component across the boundary, of the size of its local error, and without
 /// correction the curve would leave the cone after a while. After every step the guard:
 ///
-/// 1. accepts Ω when the PSD-tolerant Cholesky factorisation succeeds at 10⁻¹² of the largest
-///    diagonal entry (`Matrix.choleskyPSDInPlace`: the only work done for an interior curve, whose
-///    numbers are therefore unchanged);
+/// 1. accepts Ω when the PSD-tolerant factorisation succeeds at 10⁻¹² of the largest diagonal entry
+///    (`Matrix.isPSDInPlace`, root-free, with P's block factored once: the only work done for an
+///    interior curve, whose numbers are therefore unchanged);
 /// 2. else takes the Schur complement S = Q − M P⁺ Mᵀ (the Gram matrix of the student rows'
 ///    components orthogonal to the teacher span; P is fixed) and its smallest eigenvalue λ_min.
 ///    The depth −λ_min is compared with the allowance the caller derives from its integrator's
@@ -40,6 +40,10 @@ final class ConeGuard {
     private let mp: UnsafeMutablePointer<Double>          // p×k, M P⁺
     private let schur: UnsafeMutablePointer<Double>       // p×p
     private let factor: UnsafeMutablePointer<Double>      // n×n
+    /// Ω with the teacher fields first, [[P, Mᵀ], [M, Q]], whose leading block holds P's root-free
+    /// factor (P does not move: it is factored once), so a check factors only the student rows.
+    private let permuted: UnsafeMutablePointer<Double>    // n×n
+    private let largestP: Double
     private let eigen: SymmetricEigenWorkspace
     private let storage: UnsafeMutablePointer<Double>
 
@@ -47,7 +51,7 @@ final class ConeGuard {
         self.p = p
         k = P.rows
         n = p + k
-        let sizes = [k * k, p * k, p * p, n * n]
+        let sizes = [k * k, p * k, p * p, n * n, n * n]
         let total = sizes.reduce(0, +)
         storage = .allocate(capacity: total)
         storage.initialize(repeating: 0, count: total)
@@ -55,9 +59,37 @@ final class ConeGuard {
         mp = pInverse + sizes[0]
         schur = mp + sizes[1]
         factor = schur + sizes[2]
+        permuted = factor + sizes[3]
         eigen = SymmetricEigenWorkspace(p)
         let pinv = GSL.symmetricPseudoInverse(P)
         for i in 0..<(k * k) { pInverse[i] = pinv.values[i] }
+        var block = P.values, largest = 0.0
+        for r in 0..<k { largest = max(largest, abs(P[r, r])) }
+        largestP = largest
+        let factored = block.withUnsafeMutableBufferPointer { Matrix.isPSDInPlace($0.baseAddress!, k, tolerance: 1e-12) }
+        // A P that is not PD leaves zero pivots, which the fast check refuses (it then factors all of Ω).
+        for r in 0..<k { for s in 0..<k { permuted[r * n + s] = factored || r != s ? block[r * k + s] : 0 } }
+    }
+
+    /// Whether the row-major n×n Ω (student fields first) is finite and PSD to 10⁻¹² of its scale,
+    /// by the root-free factorisation of [[P, Mᵀ], [M, Q]] with P's block factored once; nil when
+    /// P's pivots are not clear of zero at this scale (the caller then factors Ω whole).
+    private func insideWithFactoredP(_ omega: UnsafePointer<Double>) -> Bool? {
+        let n = self.n, p = self.p, k = self.k
+        var largest = largestP
+        for j in 0..<p {
+            let row = permuted + (k + j) * n, source = omega + j * n
+            for r in 0..<k {
+                guard source[p + r].isFinite else { return false }
+                row[r] = source[p + r]
+            }
+            for l in 0...j {
+                guard source[l].isFinite else { return false }
+                row[k + l] = source[l]
+            }
+            largest = max(largest, abs(source[j]))
+        }
+        return Matrix.isPSDInPlace(permuted, n, tolerance: 1e-12, scale: max(largest, 1e-300), factored: k)
     }
 
     deinit { storage.deallocate() }
@@ -73,11 +105,12 @@ final class ConeGuard {
     /// most `allowance` (an absolute depth; at least 10⁻¹² of Ω's scale is always allowed).
     func enforce(_ omega: UnsafeMutablePointer<Double>, allowance: Double) -> ConeCheck {
         let n = self.n, p = self.p, k = self.k
+        if insideWithFactoredP(omega) == true { return .inside }
         for i in 0..<(n * n) {
             guard omega[i].isFinite else { return .outside(depth: .infinity) }
             factor[i] = omega[i]
         }
-        if Matrix.choleskyPSDInPlace(factor, n, tolerance: 1e-12) { return .inside }
+        if Matrix.isPSDInPlace(factor, n, tolerance: 1e-12) { return .inside }
         let scale = max(Self.scale(omega, n), 1e-300)
         // S = Q − (M P⁺) Mᵀ.
         for j in 0..<p { for r in 0..<k {
@@ -105,7 +138,7 @@ final class ConeGuard {
             omega[l * n + j] = v + plus
         } }
         for i in 0..<(n * n) { factor[i] = omega[i] }
-        guard Matrix.choleskyPSDInPlace(factor, n, tolerance: 1e-12) else { return .outside(depth: depth) }
+        guard Matrix.isPSDInPlace(factor, n, tolerance: 1e-12) else { return .outside(depth: depth) }
         return .projected(depth: depth)
     }
 }
