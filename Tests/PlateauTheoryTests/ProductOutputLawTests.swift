@@ -37,12 +37,7 @@ struct ProductOutputLawTests {
 
     @Test("z₁z₂: α_c equals 1/(1 + E[(|y|K₁/K₀ − 1)²]) by adaptive quadrature on y (reference file's identity) to 1e-10")
     func besselReduction() throws {
-        let moment = 2 * StateEvolutionTests.integrateHalfLine { y in
-            guard y > 0, y < 600 else { return 0 }
-            let k0 = gsl_sf_bessel_K0(y), b = y * gsl_sf_bessel_K1(y) / k0 - 1
-            return k0 / Double.pi * b * b
-        }
-        let reference = 1 / (1 + moment)
+        let reference = StateEvolutionTests.productThresholdByBesselReduction()
         let a = WeakRecoveryAnalysis(law: ProductOutputLaw(problem: Self.problem("z1*z2", k: 2))!)
         // y = c z₁z₂ with c = −3: the same threshold (G depends on y/c, whose law is even).
         let scaled = WeakRecoveryAnalysis(law: ProductOutputLaw(problem: Self.problem("-3*z1*z2", k: 2))!)

@@ -44,6 +44,18 @@ struct StateEvolutionTests {
         }
     }
 
+    /// z₁z₂'s α_c by the one-dimensional reduction of the reference file (independent route): G(y) = [[b, y],
+    /// [y, b]] with b = |y|K₁/K₀ − 1 and p(y) = K₀(|y|)/π, so α_c = 1/(1 + E[b²]), integrated by GSL's QAGIU.
+    static func productThresholdByBesselReduction() -> Double {
+        let moment = 2 * integrateHalfLine { y in
+            guard y > 0, y < 600 else { return 0 }  // K₀ underflows past 700
+            let k0 = gsl_sf_bessel_K0(y), k1 = gsl_sf_bessel_K1(y)
+            let b = y * k1 / k0 - 1
+            return k0 / Double.pi * b * b
+        }
+        return 1 / (1 + moment)
+    }
+
     // MARK: Thresholds (reference table)
 
     @Test("phase retrieval z²: α_c = 1/2, the binned channel converges like h² (G(y) = y − 1, E[(z² − 1)²] = 2)")
@@ -111,14 +123,7 @@ struct StateEvolutionTests {
 
     @Test("z₁z₂: α_c from the operator equals the Bessel reduction 1/(1 + E[(|y|K₁/K₀ − 1)²]), p(y) = K₀(|y|)/π")
     func product() throws {
-        // One-dimensional reduction (independent route): G(y) = [[b, y], [y, b]], b = E[z₁²|y] − 1.
-        let moment = 2 * Self.integrateHalfLine { y in
-            guard y > 0, y < 600 else { return 0 }  // K₀ underflows past 700
-            let k0 = gsl_sf_bessel_K0(y), k1 = gsl_sf_bessel_K1(y)
-            let b = y * k1 / k0 - 1
-            return k0 / Double.pi * b * b
-        }
-        let reference = 1 / (1 + moment)
+        let reference = Self.productThresholdByBesselReduction()
         let coarse = try Self.analysis("z1*z2", k: 2, resolution: 0.04)
         let fine = try Self.analysis("z1*z2", k: 2, resolution: 0.02)
         let extrapolated = (4 * fine.alphaC - coarse.alphaC) / 3

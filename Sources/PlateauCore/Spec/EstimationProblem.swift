@@ -142,7 +142,7 @@ extension EstimationProblem {
     /// Parses a YAML or JSON specification of the amp protocol and validates it.
     public init(specText: String, overrides: [SpecOverride] = []) throws {
         let problems = SpecProblems()
-        let tree = try SpecOverride.apply(overrides, to: try SpecReader.topLevel(specText))
+        let tree = SpecOverride.apply(overrides, to: try SpecReader.topLevel(specText))
         let problem = try SpecReader(tree, path: "", problems: problems).estimationProblem()
         problem.check(into: problems)
         try problems.throwIfAny()

@@ -13,7 +13,7 @@ extension Experiment {
     /// like), so a file may leave out a field the command line gives.
     public init(specText: String, overrides: [SpecOverride] = []) throws {
         let problems = SpecProblems()
-        let tree = try SpecOverride.apply(overrides, to: try SpecReader.topLevel(specText))
+        let tree = SpecOverride.apply(overrides, to: try SpecReader.topLevel(specText))
         let experiment = try SpecReader(tree, path: "", problems: problems).experiment()
         experiment.check(into: problems)
         try problems.throwIfAny()
@@ -502,7 +502,7 @@ public struct SpecOverride: @unchecked Sendable {
 
     /// `tree` with every override set (sections created when missing; a section that holds a value
     /// instead of fields is left for the reader to refuse).
-    static func apply(_ overrides: [SpecOverride], to tree: [String: Any]) throws -> [String: Any] {
+    static func apply(_ overrides: [SpecOverride], to tree: [String: Any]) -> [String: Any] {
         var tree = tree
         for o in overrides where !o.path.isEmpty { set(&tree, o.path[...], o.value) }
         return tree

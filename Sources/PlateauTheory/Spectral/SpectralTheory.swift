@@ -125,7 +125,7 @@ public final class SpectralTheory: @unchecked Sendable {
         }
         // A binned output breaks exact degeneracies (z₁z₂: y ↦ −y swaps the (z₁ ± z₂)/√2 directions) by
         // its resolution O(h²): eigenvalues that close count as one group.
-        let h = ProductOutputLaw.applies(to: se.problem) ? 0 : se.channel.binWidth ?? 0
+        let h = se.productLaw != nil ? 0 : se.channel.binWidth ?? 0
         let tolerance = max(1e-7, 10 * h * h)
         degeneracyTolerance = tolerance
         let degenerate = (0..<kk).filter { values[$0] >= theta * (1 - tolerance) }

@@ -41,6 +41,9 @@ public struct StateEvolutionRun: Sendable, Hashable {
 public final class StateEvolution: @unchecked Sendable {
     public let problem: EstimationProblem
     public let channel: OutputChannel
+    /// The exact law of a noiseless product output (`ProductOutputLaw`), which the weak-recovery analysis
+    /// and the spectral theory use instead of the channel's bins; nil for any other output.
+    public let productLaw: ProductOutputLaw?
     /// Gauss–Hermite nodes per dimension of the ω rule at small overlaps (see `omegaNodes(for:)`).
     public let omegaNodes: Int
     let omegaNodeCap: Int
@@ -53,6 +56,7 @@ public final class StateEvolution: @unchecked Sendable {
         try problem.validate()
         self.problem = problem
         self.channel = try channel ?? OutputChannel(problem: problem)
+        productLaw = ProductOutputLaw(problem: problem)
         let k = problem.k
         omegaNodes = problem.settings.omegaNodes > 0 ? problem.settings.omegaNodes : [0, 40, 24, 8, 6][k]
         omegaNodeCap = problem.settings.omegaNodes > 0 ? problem.settings.omegaNodes : [0, 400, 64, 16, 8][k]

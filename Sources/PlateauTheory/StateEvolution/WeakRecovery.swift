@@ -45,7 +45,7 @@ extension StateEvolution {
     /// noiseless product of coordinates (`ProductOutputLaw`, unless `exactProduct` is false), otherwise from
     /// the channel's labels.
     public func priorConditionals(exactProduct: Bool = true) -> [PriorConditional] {
-        if exactProduct, let law = ProductOutputLaw(problem: problem) { return law.atoms }
+        if exactProduct, let law = productLaw { return law.atoms }
         let k = problem.k
         let rm = channel.priorMoments
         let L = channel.labelCount, values = channel.labelValues
@@ -81,7 +81,7 @@ extension StateEvolution {
     /// coordinates from its exact law, `ProductOutputLaw`, without the channel's bins, unless `exactProduct`
     /// is false).
     public func weakRecovery(exactProduct: Bool = true) -> WeakRecoveryAnalysis {
-        if exactProduct, let law = ProductOutputLaw(problem: problem) { return WeakRecoveryAnalysis(law: law) }
+        if exactProduct, let law = productLaw { return WeakRecoveryAnalysis(law: law) }
         let k = problem.k
         let atoms = priorConditionals(exactProduct: false)
         // A binned (continuous) output is integrated to a limited accuracy on the outer cells: an eigenvalue
